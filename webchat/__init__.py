@@ -1,0 +1,1 @@
+"""webchat: talk to raw TCP from a browser."""

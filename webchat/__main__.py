@@ -1,0 +1,3 @@
+from webchat.cli import main
+
+main()

@@ -1,0 +1,239 @@
+"""`create_app(settings)`: the lifespan that runs store, hub and TCP role, the REST API, `/ws` and the page.
+
+Everything starts and stops in the lifespan, so FastAPI's TestClient runs the
+same wiring as the CLI. Errors are translated here, once: a `SendError`
+becomes a 4xx with `detail` on REST and an `error` frame on `/ws`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import sys
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+from starlette.websockets import WebSocketState
+
+from webchat.hub import GOING_AWAY, Closed, Hub, Subscriber
+from webchat.model import (
+    Entry,
+    SendRequest,
+    console_line,
+    dumps,
+    entry_dict,
+    error_frame,
+    parse_client_frame,
+    split_host_port,
+)
+from webchat.settings import Settings
+from webchat.store import open_store
+from webchat.tcp import Role, SendError, TcpClient, TcpServer, bind_listener
+
+try:
+    VERSION = version("webchat")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    VERSION = "0.0.0"
+
+MAX_PAGE = 10_000
+POLICY_VIOLATION = 1008
+
+
+def _resource_dir(name: str) -> Path:
+    """`templates/` and `static/` sit in the package inside a wheel, beside it in a checkout."""
+    here = Path(__file__).resolve().parent
+    inside = here / name
+    return inside if inside.is_dir() else here.parent / name
+
+
+def mirror(entries: Sequence[Entry]) -> None:
+    """The console mirror: one line an entry, one flush a batch (not a line) under load."""
+    sys.stdout.write("".join(console_line(entry) + "\n" for entry in entries))
+    sys.stdout.flush()
+
+
+@dataclass
+class Runtime:
+    hub: Hub
+    role: Role
+
+
+class SendBody(BaseModel):
+    text: str
+    to: str | None = Field(None, description="a peer name such as 127.0.0.1:5555; null for all")
+
+
+def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> Role:
+    common: dict[str, Any] = {
+        "framing": settings.framing,
+        "max_line": settings.max_line,
+        "write_limit": settings.write_limit,
+        "drain_timeout": settings.drain_timeout,
+    }
+    if settings.role == "client":
+        if settings.connect is None:
+            raise ValueError("the client role needs --connect HOST:PORT")
+        host, port = split_host_port(settings.connect)
+        return TcpClient(hub, host, port, **common)
+    sock = tcp_sock or bind_listener(settings.tcp_host, settings.tcp_port)
+    return TcpServer(
+        hub, sock, max_clients=settings.max_clients, relay=settings.relay, **common
+    )
+
+
+def create_app(settings: Settings, tcp_sock: socket.socket | None = None) -> FastAPI:
+    """The whole product for one role; `tcp_sock` is a listener the CLI bound already."""
+    holder: list[Runtime] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings.db, settings.max_history)
+        hub = Hub(store, settings.subscriber_queue, () if settings.quiet else (mirror,))
+        role = make_role(settings, hub, tcp_sock)
+        holder.append(Runtime(hub, role))
+        app.state.hub = hub
+        await role.start()
+        try:
+            yield
+        finally:
+            await close_websockets(app)
+            await role.stop()
+            await store.close()
+
+    app = FastAPI(
+        title="webchat",
+        version=VERSION,
+        summary="A raw TCP server or client role, bridged to the browser.",
+        lifespan=lifespan,
+    )
+    templates = Jinja2Templates(directory=_resource_dir("templates"))
+    app.mount("/static", StaticFiles(directory=_resource_dir("static")), name="static")
+
+    def runtime() -> Runtime:
+        return holder[-1]
+
+    def max_text_error(text: str) -> str | None:
+        if len(text) > settings.max_text:
+            return f"text is {len(text)} characters; the limit is {settings.max_text}"
+        return None
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page(request: Request) -> HTMLResponse:
+        title = "TCP Server" if settings.role == "server" else "TCP Client"
+        context = {"title": title, "role": settings.role, "version": VERSION}
+        return templates.TemplateResponse(request, "index.html", context)
+
+    @app.get("/healthz", summary="Liveness probe")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/status", summary="Role, TCP address, connected peers and subscribers")
+    async def status() -> dict[str, Any]:
+        rt = runtime()
+        return {
+            "role": settings.role,
+            "tcp": rt.role.address,
+            "framing": settings.framing,
+            "peers": [peer.status() for peer in rt.role.peers.values()],
+            "subscribers": len(rt.hub.subscribers),
+        }
+
+    @app.post("/api/messages", status_code=202, summary="Send text to every peer or to one")
+    async def post_message(body: SendBody) -> dict[str, Any]:
+        too_long = max_text_error(body.text)
+        if too_long:
+            raise HTTPException(422, too_long)
+        try:
+            entry = await runtime().role.send(body.text, body.to)
+        except SendError as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        return entry_dict(entry)
+
+    @app.get("/api/messages", summary="Transcript entries after an id, oldest first")
+    async def list_messages(
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, description=f"clamped to {MAX_PAGE}")] = 100,
+    ) -> dict[str, Any]:
+        entries = await runtime().hub.store.read(after, min(limit, MAX_PAGE))
+        return {"messages": [entry_dict(entry) for entry in entries]}
+
+    async def handle_frame(raw: str, sub: Subscriber) -> None:
+        request = parse_client_frame(raw)
+        if isinstance(request, SendRequest):
+            problem = max_text_error(request.text)
+            if problem is None:
+                try:
+                    await runtime().role.send(request.text, request.to)
+                    return
+                except SendError as exc:
+                    problem = str(exc)
+            request = problem
+        sub.offer((0, error_frame(request)))
+
+    async def read_frames(ws: WebSocket, sub: Subscriber) -> None:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                sub.close(message.get("code", 1000), "")
+                return
+            if message.get("text") is not None:
+                await handle_frame(message["text"], sub)
+            else:
+                sub.offer((0, error_frame("send JSON in text frames, not binary ones")))
+
+    @app.websocket("/ws")
+    async def websocket(ws: WebSocket) -> None:
+        await ws.accept()
+        rt = runtime()
+        after_text = ws.query_params.get("after")
+        if after_text is not None and not after_text.isdigit():
+            await ws.send_text(error_frame("after must be a whole number of 0 or more, an entry id"))
+            await ws.close(POLICY_VIOLATION)
+            return
+        sub = rt.hub.subscribe()
+        reader = asyncio.create_task(read_frames(ws, sub))
+        try:
+            hello = {
+                "type": "hello",
+                "role": settings.role,
+                "tcp": rt.role.address,
+                "framing": settings.framing,
+                "peers": list(rt.role.peers),
+                "version": VERSION,
+                "last_id": rt.hub.store.last_id,
+            }
+            await ws.send_text(dumps(hello))
+            start = int(after_text) if after_text else max(0, rt.hub.store.last_id - settings.replay)
+            async for batch in rt.hub.frames(sub, start):
+                for frame in batch:
+                    await ws.send_text(frame)
+        except Closed as closed:
+            if ws.client_state is WebSocketState.CONNECTED and not reader.done():
+                with contextlib.suppress(RuntimeError, OSError):
+                    await ws.close(closed.code, closed.reason)
+        except (WebSocketDisconnect, OSError):
+            pass
+        finally:
+            rt.hub.unsubscribe(sub)
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await reader
+
+    return app
+
+
+async def close_websockets(app: FastAPI) -> None:
+    """Close every `/ws` with 1001 before the server would close them with 1012."""
+    hub: Hub | None = getattr(app.state, "hub", None)
+    if hub is not None:
+        hub.close_all(GOING_AWAY, "webchat shutting down")
+        await hub.drain_subscribers(1.0)

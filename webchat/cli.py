@@ -1,0 +1,231 @@
+"""Flags into `Settings`, sockets bound up front, uvicorn run, signals owned here.
+
+Both listeners are bound before anything starts, so a busy port or a host
+that does not resolve is one line and exit 1 rather than a lifespan
+traceback. uvicorn's own signal capture is replaced: it would re-raise
+SIGTERM after a graceful stop (exit 143), and it closes WebSockets with 1012
+before the lifespan runs, while we promise 1001.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+from collections.abc import Callable, Generator, Iterator
+from typing import Any, NoReturn
+
+import click
+import pydantic
+import uvicorn
+from click.core import ParameterSource
+
+from webchat.app import close_websockets, create_app
+from webchat.model import split_host_port
+from webchat.settings import Settings
+from webchat.tcp import bind_listener, describe_error
+
+USAGE_ERROR = 2
+RUN_ERROR = 1
+WS_MAX_SIZE = 1024 * 1024
+"""Largest frame a browser may send; matches the POST body limit."""
+
+
+def fail(message: str, code: int = RUN_ERROR) -> NoReturn:
+    click.echo(f"webchat: error: {message}", err=True)
+    sys.exit(code)
+
+
+def option(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A click option whose help and default come from the `Settings` field of the same name."""
+    field = Settings.model_fields[name]
+    flag = "--" + name.replace("_", "-")
+    text = field.description or ""
+    if field.annotation is bool:
+        return click.option(flag, name, is_flag=True, help=text)
+    if field.default is not None:
+        text += f"  [default: {field.default}; env WEBCHAT_{name.upper()}]"
+    return click.option(flag, name, help=text, **kwargs)
+
+
+http_options = [
+    option("http_host", metavar="HOST"),
+    option("http_port", type=click.IntRange(0, 65535), metavar="PORT"),
+]
+common_options = [
+    option("framing", type=click.Choice(["line", "raw"])),
+    option("max_line", type=click.IntRange(1, 16 * 1024 * 1024), metavar="BYTES"),
+    option("max_history", type=click.IntRange(1), metavar="N"),
+    option("db", metavar="PATH"),
+    option("quiet"),
+]
+
+
+def apply(options: list[Callable[[Callable[..., Any]], Callable[..., Any]]]) -> Callable[..., Any]:
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for add in reversed(options):
+            func = add(func)
+        return func
+
+    return decorate
+
+
+def typed(**params: Any) -> dict[str, Any]:
+    """Only the flags given on the command line, so WEBCHAT_* fills the rest."""
+    ctx = click.get_current_context()
+    return {k: v for k, v in params.items() if ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="webchat")
+def cli() -> None:
+    """Talk to raw TCP from a browser: a TCP server or client bridged to a web page."""
+
+
+@cli.command()
+@option("tcp_host", metavar="HOST")
+@option("tcp_port", type=click.IntRange(0, 65535), metavar="PORT")
+@apply(http_options)
+@option("max_clients", type=click.IntRange(0), metavar="N")
+@option("relay")
+@apply(common_options)
+def server(**params: Any) -> None:
+    """Listen for TCP clients and bridge them to the page (nc 127.0.0.1 9000 talks to it)."""
+    run(load(role="server", **typed(**params)))
+
+
+@cli.command()
+@option("connect", metavar="HOST:PORT", required=True)
+@apply(http_options)
+@apply(common_options)
+def client(**params: Any) -> None:
+    """Connect to a TCP server, reconnecting forever, and bridge it to the page."""
+    run(load(role="client", **typed(**params)))
+
+
+def load(**given: Any) -> Settings:
+    try:
+        settings = Settings(**given)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        fail(f"{where}: {first['msg']} (check --{where.replace('_', '-')} or WEBCHAT_{where.upper()})", USAGE_ERROR)
+    if settings.connect is not None:
+        try:
+            split_host_port(settings.connect)
+        except ValueError as exc:
+            fail(f"--connect {exc}")
+    return settings
+
+
+def listen(side: str, host: str, port: int, flag: str) -> socket.socket:
+    try:
+        return bind_listener(host, port)
+    except OSError as exc:
+        fail(f"cannot listen for {side} on {host}:{port}: {describe_error(exc)} (choose another {flag})")
+
+
+def resolve(target: str) -> None:
+    host, port = split_host_port(target)
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        fail(f"--connect {target}: {describe_error(exc)}")
+
+
+def describe_start(settings: Settings, http: socket.socket, tcp: socket.socket | None) -> str:
+    host, port = http.getsockname()[:2]
+    page = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    if tcp is not None:
+        tcp_host, tcp_port = tcp.getsockname()[:2]
+        what = f"TCP server on {tcp_host}:{tcp_port}" + (" (relay on)" if settings.relay else "")
+    else:
+        what = f"TCP client to {settings.connect}"
+    store = "transcript in memory" if settings.db is None else f"transcript in memory (--db {settings.db} not durable yet)"
+    return f"webchat: page at {page} - {what}, {settings.framing} framing, {store}"
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # signals are ours: see the module docstring
+
+
+@contextlib.contextmanager
+def _signals(loop: asyncio.AbstractEventLoop, on_signal: Callable[[], None]) -> Iterator[None]:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def serve(settings: Settings, http: socket.socket, tcp: socket.socket | None) -> None:
+    app = create_app(settings, tcp)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        ws_max_size=WS_MAX_SIZE,
+        timeout_graceful_shutdown=2,
+        lifespan="on",
+    )
+    server = _Server(config)
+    stopping: list[asyncio.Task[None]] = []
+
+    async def stop() -> None:
+        await close_websockets(app)
+        server.should_exit = True
+
+    def on_signal() -> None:
+        if stopping:
+            server.force_exit = True
+        else:
+            stopping.append(asyncio.ensure_future(stop()))
+
+    with _signals(asyncio.get_running_loop(), on_signal):
+        await server.serve(sockets=[http])
+    if not server.started:
+        fail("the server did not start; see the message above")
+
+
+def run(settings: Settings) -> None:
+    tcp = None
+    if settings.role == "server":
+        tcp = listen("TCP", settings.tcp_host, settings.tcp_port, "--tcp-port")
+    else:
+        assert settings.connect is not None
+        resolve(settings.connect)
+    http = listen("HTTP", settings.http_host, settings.http_port, "--http-port")
+    click.echo(describe_start(settings, http, tcp))
+    sys.stdout.flush()
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve(settings, http, tcp))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (uvicorn[standard] brings it): faster sockets, same API."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
+def main() -> None:
+    """Entry point: click's usage errors become one line and exit 2, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.NoArgsIsHelp as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+    except click.UsageError as exc:
+        hint = f" (see webchat {exc.ctx.command.name} --help)" if exc.ctx and exc.ctx.command.name != "cli" else " (see webchat --help)"
+        fail(exc.format_message().splitlines()[0] + hint, USAGE_ERROR)
+    except click.ClickException as exc:
+        fail(exc.format_message(), exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)

@@ -1,0 +1,140 @@
+"""Record entries through the store, then fan them out; replay, then live.
+
+Fan-out never waits for a subscriber (websockets' broadcast topic explains
+why): each subscriber owns a bounded queue fed without awaiting, and one
+that falls `queue_size` frames behind is closed with 1013 so it can resume
+with `?after=`. Recording awaits the store, so whoever records (a TCP read
+loop) is paced by the store and reads no faster than entries are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from webchat.model import Entry, dumps, entry_dict
+from webchat.store import Store
+
+Listener = Callable[[Sequence[Entry]], None]
+"""Called with each recorded batch, e.g. the console mirror."""
+
+GOING_AWAY = 1001
+TRY_AGAIN_LATER = 1013
+_REPLAY_PAGE = 500
+
+
+class Closed(Exception):
+    """The subscriber must close its WebSocket with this code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+class Subscriber:
+    """One `/ws` connection's bounded queue of encoded frames.
+
+    Items are `(id, frame)`; replies that are not entries (errors) carry id 0
+    and are never deduplicated.
+    """
+
+    def __init__(self, queue_size: int) -> None:
+        self._queue: deque[tuple[int, str]] = deque()
+        self._size = queue_size
+        self._wakeup = asyncio.Event()
+        self._closed: Closed | None = None
+
+    def offer(self, item: tuple[int, str]) -> None:
+        if self._closed is not None:
+            return
+        if len(self._queue) >= self._size:
+            self.close(
+                TRY_AGAIN_LATER,
+                f"too slow: {self._size} frames queued; reconnect with ?after=<last id seen>",
+            )
+            return
+        self._queue.append(item)
+        self._wakeup.set()
+
+    def close(self, code: int, reason: str) -> None:
+        if self._closed is None:
+            self._closed = Closed(code, reason)
+            self._queue.clear()
+            self._wakeup.set()
+
+    async def next_batch(self) -> list[tuple[int, str]]:
+        """Everything queued so far, waiting for at least one item; raises `Closed`."""
+        while not self._queue:
+            if self._closed is not None:
+                raise self._closed
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        if self._closed is not None:
+            raise self._closed
+        batch = list(self._queue)
+        self._queue.clear()
+        return batch
+
+
+class Hub:
+    def __init__(self, store: Store, queue_size: int, listeners: Sequence[Listener] = ()) -> None:
+        self.store = store
+        self._queue_size = queue_size
+        self._listeners = list(listeners)
+        self.subscribers: set[Subscriber] = set()
+
+    async def record(self, entries: Sequence[Entry]) -> list[Entry]:
+        """Store, then publish: nothing is shown before it is kept."""
+        stored = await self.store.append(entries)
+        frames = [(entry.id, dumps(entry_dict(entry))) for entry in stored]
+        for sub in self.subscribers:
+            for frame in frames:
+                sub.offer(frame)
+        for listener in self._listeners:
+            listener(stored)
+        return stored
+
+    def subscribe(self) -> Subscriber:
+        """Register before replaying, so nothing recorded meanwhile is missed."""
+        sub = Subscriber(self._queue_size)
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+    async def frames(self, sub: Subscriber, after: int) -> AsyncIterator[list[str]]:
+        """Batches of frames for `sub`: the stored entries after `after`, then live ones.
+
+        Live entries recorded while the replay runs are queued as well; any
+        whose id the replay already covered is skipped, so the switch has no
+        gap and no duplicate.
+        """
+        last = after
+        while True:
+            page = await self.store.read(last, _REPLAY_PAGE)
+            if page:
+                last = page[-1].id
+                yield [dumps(entry_dict(entry)) for entry in page]
+            if len(page) < _REPLAY_PAGE:
+                break
+        while True:
+            batch = await sub.next_batch()
+            fresh = [frame for entry_id, frame in batch if entry_id == 0 or entry_id > last]
+            last = max(last, *(entry_id for entry_id, _ in batch))
+            if fresh:
+                yield fresh
+
+    def close_all(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
+        for sub in self.subscribers:
+            sub.close(code, reason)
+
+    async def drain_subscribers(self, timeout: float) -> None:
+        """Wait until every closed subscriber's endpoint has left, up to `timeout`."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.subscribers:
+                    await asyncio.sleep(0.01)

@@ -1,0 +1,171 @@
+"""The transcript's entry types, peer names and the JSON frames of `/ws`.
+
+Entries are frozen, slotted and validated when built (as h11's events are):
+every layer above passes them around without copying or re-checking. An
+entry gets its `id` from the store, so a role builds it with `id=0` and the
+store hands back a copy that carries the id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal, get_args
+
+import orjson
+
+Direction = Literal["in", "out"]
+EventKind = Literal["listening", "connected", "disconnected", "rejected", "connect_failed"]
+_KINDS = frozenset(get_args(EventKind))
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Bytes that crossed the TCP side; `text` is their UTF-8 reading, `data` the bytes."""
+
+    direction: Direction
+    peer: str | None
+    data: bytes
+    text: str
+    ts: float = dataclasses.field(default_factory=time.time)
+    id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("in", "out"):
+            raise ValueError(f"direction must be 'in' or 'out', not {self.direction!r}")
+
+    @classmethod
+    def received(cls, peer: str, data: bytes) -> Message:
+        return cls("in", peer, data, decode(data))
+
+    @classmethod
+    def sent(cls, peer: str | None, text: str) -> Message:
+        return cls("out", peer, text.encode(), text)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A change of connection state, told in the words the page shows."""
+
+    kind: EventKind
+    peer: str | None
+    detail: str = ""
+    ts: float = dataclasses.field(default_factory=time.time)
+    id: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"unknown event kind {self.kind!r}")
+
+
+Entry = Message | Event
+
+
+def decode(data: bytes) -> str:
+    """UTF-8 with U+FFFD for invalid bytes; the entry keeps `data` for a lossless view."""
+    return data.decode("utf-8", "replace")
+
+
+def peer_name(host: str, port: int) -> str:
+    """`host:port`, with IPv6 hosts in brackets so the port stays unambiguous (RFC 3986)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """Inverse of `peer_name`; raises ValueError with a message fit for a user."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text:
+        raise ValueError(f"{value!r} has no port: write HOST:PORT, e.g. 127.0.0.1:9000")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        ipaddress.IPv6Address(host.split("%")[0])
+    elif ":" in host:
+        raise ValueError(f"{value!r}: put an IPv6 address in brackets, e.g. [::1]:9000")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{value!r}: the port must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+def iso_utc(ts: float) -> str:
+    """ISO-8601 UTC with milliseconds and a `Z`, as the protocol promises."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def entry_dict(entry: Entry) -> dict[str, Any]:
+    """The entry as `/ws` and the REST API show it."""
+    if isinstance(entry, Message):
+        return {
+            "type": "message",
+            "id": entry.id,
+            "ts": iso_utc(entry.ts),
+            "direction": entry.direction,
+            "peer": entry.peer,
+            "text": entry.text,
+        }
+    return {
+        "type": "event",
+        "id": entry.id,
+        "ts": iso_utc(entry.ts),
+        "kind": entry.kind,
+        "peer": entry.peer,
+        "detail": entry.detail,
+    }
+
+
+def dumps(value: Any) -> str:
+    """One JSON encoder for every frame, so an entry is encoded once for all subscribers."""
+    return orjson.dumps(value).decode()
+
+
+def error_frame(detail: str) -> str:
+    return dumps({"type": "error", "detail": detail})
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """A browser's `send` frame, once it has been checked."""
+
+    text: str
+    to: str | None
+
+
+def parse_client_frame(raw: str | bytes) -> SendRequest | str:
+    """A `/ws` frame from the browser, or the error detail to send back.
+
+    Errors are values here so the endpoint can answer them and keep the
+    socket open; nothing a browser sends may end the connection.
+    """
+    try:
+        frame = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return 'frames must be JSON, e.g. {"type":"send","text":"hello"}'
+    if not isinstance(frame, dict):
+        return 'frames must be JSON objects, e.g. {"type":"send","text":"hello"}'
+    kind = frame.get("type")
+    if kind != "send":
+        return f'unknown frame type {kind!r}: the only type a browser sends is "send"'
+    text, to = frame.get("text"), frame.get("to")
+    if not isinstance(text, str):
+        return 'a send frame needs "text", a string'
+    if to is not None and not isinstance(to, str):
+        return '"to" must be a peer name such as "127.0.0.1:5555", or null for every peer'
+    return SendRequest(text, to)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]} | {9: "\\t", 10: "\\n", 13: "\\r"}
+
+
+def console_line(entry: Entry) -> str:
+    """The console mirror's line: local time, direction or event, peer, text.
+
+    Control characters are escaped so a peer cannot drive the terminal.
+    """
+    clock = time.strftime("%H:%M:%S", time.localtime(entry.ts)) + f".{int(entry.ts * 1000) % 1000:03d}"
+    if isinstance(entry, Message):
+        text = entry.text if entry.text.isprintable() else entry.text.translate(_CONTROL)
+        return f"{clock} {entry.direction:<3} {entry.peer or '*'} {text}"
+    detail = entry.detail if entry.detail.isprintable() else entry.detail.translate(_CONTROL)
+    return f"{clock} --- {entry.peer or '-'} {entry.kind}{': ' + detail if detail else ''}"

@@ -1,0 +1,51 @@
+"""Every flag, default and limit in one place.
+
+The CLI passes only the flags a user typed; pydantic-settings fills the rest
+from `WEBCHAT_<FLAG>` variables, then from these defaults. Limits that have no
+flag yet still live here, so there is one answer to "how big can it get".
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from webchat.framing import FramingName
+
+Role = Literal["server", "client"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WEBCHAT_", frozen=True, extra="forbid")
+
+    role: Role = "server"
+    tcp_host: str = Field("127.0.0.1", description="address the TCP server listens on")
+    tcp_port: int = Field(9000, ge=0, le=65535, description="TCP server port (0 picks a free one)")
+    connect: str | None = Field(None, description="HOST:PORT the TCP client connects to")
+    http_host: str = Field("127.0.0.1", description="address the page and API listen on")
+    http_port: int = Field(8000, ge=0, le=65535, description="HTTP port (0 picks a free one)")
+    max_clients: int = Field(0, ge=0, description="TCP clients at once; 0 means no limit")
+    relay: bool = Field(False, description="also write each peer's message to every other peer")
+    framing: FramingName = Field("line", description="line: up to LF; raw: each chunk as it came")
+    max_line: int = Field(
+        65536, ge=1, le=16 * 1024 * 1024, description="longest message in bytes; longer is split"
+    )
+    db: str | None = Field(None, description="transcript file (kept in memory for now)")
+    quiet: bool = Field(False, description="do not mirror messages and events to stdout")
+    max_history: int = Field(
+        100_000, ge=1, description="entries kept in the transcript; the oldest go first"
+    )
+
+    replay: int = Field(500, ge=0, description="entries a new /ws subscriber gets without ?after=")
+    subscriber_queue: int = Field(
+        8192, ge=1, description="frames queued for one /ws subscriber before it is closed (1013)"
+    )
+    write_limit: int = Field(
+        1024 * 1024, ge=1024, description="bytes queued for one TCP peer before it must drain"
+    )
+    drain_timeout: float = Field(
+        10.0, gt=0, description="seconds a TCP peer over write_limit has to read before it is dropped"
+    )
+    max_text: int = Field(1024 * 1024, ge=1, description="longest text one send may carry")
