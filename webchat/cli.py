@@ -78,10 +78,13 @@ def typed(**params: Any) -> dict[str, Any]:
     return {k: v for k, v in params.items() if ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(package_name="webchat")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Talk to raw TCP from a browser: a TCP server or client bridged to a web page."""
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 @cli.command()
@@ -220,8 +223,6 @@ def main() -> None:
     """Entry point: click's usage errors become one line and exit 2, never a traceback."""
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.NoArgsIsHelp as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
     except click.UsageError as exc:
         hint = f" (see webchat {exc.ctx.command.name} --help)" if exc.ctx and exc.ctx.command.name != "cli" else " (see webchat --help)"
         fail(exc.format_message().splitlines()[0] + hint, USAGE_ERROR)

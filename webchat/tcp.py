@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import errno
+import os
 import socket
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -123,7 +123,7 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve host ({exc.strerror})"
     if isinstance(exc, OSError) and exc.errno is not None:
-        return (exc.strerror or errno.errorcode.get(exc.errno, str(exc))).lower()
+        return os.strerror(exc.errno).lower()
     return str(exc) or type(exc).__name__
 
 

@@ -1,0 +1,217 @@
+"""The REST API and /ws through TestClient (lifespan on), with raw sockets as TCP peers."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from tests.conftest import dial, recv_until, wait_until
+from webchat.app import create_app
+from webchat.settings import Settings
+
+
+def make_client(**options: Any) -> TestClient:
+    base: dict[str, Any] = {"tcp_port": 0, "http_port": 0, "quiet": True}
+    return TestClient(create_app(Settings(**(base | options))))
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    with make_client() as c:
+        yield c
+
+
+def tcp_address(client: TestClient) -> str:
+    return str(client.get("/api/status").json()["tcp"])
+
+
+def join(client: TestClient) -> socket.socket:
+    before = len(client.get("/api/status").json()["peers"])
+    sock = dial(tcp_address(client))
+    wait_until(lambda: len(client.get("/api/status").json()["peers"]) > before)
+    return sock
+
+
+def test_healthz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_status_lists_peers_with_counters(client: TestClient) -> None:
+    status = client.get("/api/status").json()
+    assert status | {"tcp": None} == {
+        "role": "server", "tcp": None, "framing": "line", "peers": [], "subscribers": 0
+    }
+    with join(client) as sock:
+        sock.sendall(b"abc\n")
+        wait_until(lambda: client.get("/api/status").json()["peers"][0]["bytes_in"] == 4)
+        peer = client.get("/api/status").json()["peers"][0]
+        assert peer["peer"] == "127.0.0.1:%d" % sock.getsockname()[1]
+        assert peer["connected_at"].endswith("Z")
+
+
+def test_post_without_peer_is_409_with_advice(client: TestClient) -> None:
+    response = client.post("/api/messages", json={"text": "hi"})
+    assert response.status_code == 409
+    assert "connect" in response.json()["detail"]
+
+
+def test_post_reaches_every_peer_or_one(client: TestClient) -> None:
+    with join(client) as a, join(client) as b:
+        response = client.post("/api/messages", json={"text": "hello all"})
+        assert response.status_code == 202
+        entry = response.json()
+        assert entry["id"] > 0 and entry["direction"] == "out" and entry["peer"] is None
+        assert recv_until(a, b"\n") == b"hello all\n"
+        assert recv_until(b, b"\n") == b"hello all\n"
+        name_b = "127.0.0.1:%d" % b.getsockname()[1]
+        response = client.post("/api/messages", json={"text": "only b", "to": name_b})
+        assert response.status_code == 202 and response.json()["peer"] == name_b
+        assert recv_until(b, b"\n") == b"only b\n"
+        a.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            a.recv(100)
+
+
+def test_post_errors(client: TestClient) -> None:
+    with join(client):
+        missing = client.post("/api/messages", json={"text": "x", "to": "10.9.9.9:1"})
+        assert missing.status_code == 404 and "10.9.9.9:1" in missing.json()["detail"]
+        assert client.post("/api/messages", json={"txt": "x"}).status_code == 422
+        assert client.post("/api/messages", content=b"not json").status_code == 422
+
+
+def test_transcript_paging(client: TestClient) -> None:
+    with join(client) as sock:
+        sock.sendall(b"one\ntwo\nthree\n")
+        wait_until(lambda: len(client.get("/api/messages?limit=100").json()["messages"]) >= 5)
+    everything = client.get("/api/messages").json()["messages"]
+    ids = [m["id"] for m in everything]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    texts = [m["text"] for m in everything if m["type"] == "message"]
+    assert texts == ["one", "two", "three"]
+    page = client.get(f"/api/messages?after={ids[1]}&limit=2").json()["messages"]
+    assert [m["id"] for m in page] == ids[2:4]
+    assert client.get("/api/messages?limit=999999").status_code == 200
+    assert client.get("/api/messages?limit=0").status_code == 422
+    assert client.get("/api/messages?after=-1").status_code == 422
+
+
+def test_ws_hello_replay_then_live(client: TestClient) -> None:
+    with join(client) as sock:
+        sock.sendall(b"before\n")
+        wait_until(lambda: any(m.get("text") == "before" for m in client.get("/api/messages").json()["messages"]))
+        with client.websocket_connect("/ws") as ws:
+            hello = ws.receive_json()
+            assert hello["type"] == "hello" and hello["role"] == "server"
+            assert hello["tcp"] == tcp_address(client) and hello["framing"] == "line"
+            assert hello["peers"] == ["127.0.0.1:%d" % sock.getsockname()[1]]
+            assert isinstance(hello["version"], str)
+            replay = [ws.receive_json() for _ in range(3)]
+            assert [e.get("kind", e.get("text")) for e in replay] == ["listening", "connected", "before"]
+            sock.sendall("live \xe9\xff\n".encode("latin-1"))
+            live = ws.receive_json()
+            assert live["type"] == "message" and live["direction"] == "in"
+            assert live["text"] == "live \ufffd\ufffd" and live["id"] == replay[-1]["id"] + 1
+            assert live["ts"].endswith("Z")
+
+
+def test_ws_send_is_seen_by_every_tab_and_reaches_tcp(client: TestClient) -> None:
+    with join(client) as sock, client.websocket_connect("/ws") as one, client.websocket_connect("/ws") as two:
+        for ws in (one, two):
+            assert ws.receive_json()["type"] == "hello"
+            for _ in range(2):
+                ws.receive_json()
+        one.send_json({"type": "send", "text": "from the page"})
+        assert recv_until(sock, b"\n") == b"from the page\n"
+        for ws in (one, two):
+            out = ws.receive_json()
+            assert out["direction"] == "out" and out["text"] == "from the page" and out["peer"] is None
+
+
+@pytest.mark.parametrize(
+    ("frame", "words"),
+    [
+        ("not json", "JSON"),
+        ("[1]", "objects"),
+        ('{"type":"shout"}', "unknown frame type"),
+        ('{"type":"send"}', "text"),
+        ('{"type":"send","text":"x","to":5}', "peer name"),
+        ('{"type":"send","text":"x","to":"10.9.9.9:1"}', "no peer named"),
+    ],
+)
+def test_ws_bad_frames_get_an_error_and_the_socket_stays_open(client: TestClient, frame: str, words: str) -> None:
+    with join(client) as sock, client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        ws.receive_json()
+        ws.receive_json()
+        ws.send_text(frame)
+        error = ws.receive_json()
+        assert error["type"] == "error" and words in error["detail"]
+        ws.send_json({"type": "send", "text": "still here"})
+        assert recv_until(sock, b"\n") == b"still here\n"
+        assert ws.receive_json()["text"] == "still here"
+
+
+def test_ws_send_without_peer_is_an_error_frame(client: TestClient) -> None:
+    with client.websocket_connect("/ws") as ws:
+        ws.receive_json()
+        ws.receive_json()
+        ws.send_json({"type": "send", "text": "anyone?"})
+        error = ws.receive_json()
+        assert error["type"] == "error" and "no TCP client" in error["detail"]
+
+
+def test_ws_after_replays_exactly_the_rest(client: TestClient) -> None:
+    with join(client) as sock:
+        sock.sendall(b"a\nb\nc\n")
+        wait_until(lambda: len(client.get("/api/messages").json()["messages"]) == 5)
+        with client.websocket_connect("/ws?after=3") as ws:
+            ws.receive_json()
+            assert [ws.receive_json()["id"] for _ in range(2)] == [4, 5]
+            sock.sendall(b"d\n")
+            assert ws.receive_json() == client.get("/api/messages?after=5").json()["messages"][0]
+
+
+def test_ws_bad_after_is_refused_with_a_reason(client: TestClient) -> None:
+    with client.websocket_connect("/ws?after=abc") as ws:
+        assert "after" in ws.receive_json()["detail"]
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert closed.value.code == 1008
+
+
+def test_ws_without_after_replays_only_the_newest() -> None:
+    with make_client(replay=2) as client, join(client) as sock:
+        sock.sendall(b"1\n2\n3\n")
+        wait_until(lambda: len(client.get("/api/messages").json()["messages"]) == 5)
+        with client.websocket_connect("/ws") as ws:
+            ws.receive_json()
+            assert [ws.receive_json()["text"] for _ in range(2)] == ["2", "3"]
+
+
+def test_client_role_serves_while_target_is_down() -> None:
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    with make_client(role="client", connect=f"127.0.0.1:{port}") as client:
+        wait_until(lambda: client.get("/api/messages").json()["messages"])
+        event = client.get("/api/messages").json()["messages"][0]
+        assert event["kind"] == "connect_failed" and "refused" in event["detail"]
+        response = client.post("/api/messages", json={"text": "x"})
+        assert response.status_code == 409 and "not connected" in response.json()["detail"]
+        assert client.get("/api/status").json()["role"] == "client"
+        assert "TCP Client" in client.get("/").text
+
+
+def test_page_has_the_seed_layout(client: TestClient) -> None:
+    html = client.get("/").text
+    for needle in ("<title>TCP Server</title>", 'role="log"', '<input id="entry"', ">Send</button>", 'id="peer"'):
+        assert needle in html
+    assert "<script>" not in html  # no inline script: the CSP to come must not break it
+    assert client.get("/static/app.js").status_code == 200

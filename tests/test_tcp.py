@@ -1,0 +1,218 @@
+"""Both TCP roles over real sockets on 127.0.0.1, port 0."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from webchat.hub import Hub
+from webchat.model import Entry, Event, Message
+from webchat.store import MemoryStore
+from webchat.tcp import TcpClient, TcpServer, backoff, bind_listener
+
+pytestmark = pytest.mark.anyio
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+
+    def __call__(self, entries: Sequence[Entry]) -> None:
+        self.entries.extend(entries)
+
+    def events(self, kind: str) -> list[Event]:
+        return [e for e in self.entries if isinstance(e, Event) and e.kind == kind]
+
+    def texts(self, direction: str = "in") -> list[str]:
+        return [e.text for e in self.entries if isinstance(e, Message) and e.direction == direction]
+
+    async def wait(self, check: object, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not check():  # type: ignore[operator]
+                await asyncio.sleep(0.01)
+
+
+def make_server(rec: Recorder, **options: object) -> TcpServer:
+    hub = Hub(MemoryStore(1000), 100, [rec])
+    defaults: dict[str, object] = {
+        "framing": "line",
+        "max_line": 65536,
+        "max_clients": 0,
+        "relay": False,
+        "write_limit": 65536,
+        "drain_timeout": 5.0,
+    }
+    return TcpServer(hub, bind_listener("127.0.0.1", 0), **(defaults | options))  # type: ignore[arg-type]
+
+
+_opened: list[asyncio.StreamWriter] = []
+
+
+async def open_peer(server: TcpServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, _, port = server.address.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    _opened.append(writer)
+    return reader, writer
+
+
+@pytest.fixture(autouse=True)
+async def close_test_peers() -> AsyncIterator[None]:
+    yield
+    while _opened:
+        writer = _opened.pop()
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def test_server_talks_to_many_peers_to_all_and_to_one() -> None:
+    rec = Recorder()
+    server = make_server(rec)
+    await server.start()
+    peers = [await open_peer(server) for _ in range(5)]
+    await rec.wait(lambda: len(server.peers) == 5)
+    names = list(server.peers)
+    assert all(name.startswith("127.0.0.1:") for name in names)
+
+    for i, (_, writer) in enumerate(peers):
+        writer.write(f"hi from {i}\n".encode())
+    await rec.wait(lambda: len(rec.texts()) == 5)
+    assert sorted(rec.texts()) == [f"hi from {i}" for i in range(5)]
+
+    await server.send("to everyone", None)
+    for reader, _ in peers:
+        assert await reader.readline() == b"to everyone\n"
+
+    own_port = peers[2][1].get_extra_info("sockname")[1]
+    target = f"127.0.0.1:{own_port}"
+    entry = await server.send("just you", target)
+    assert isinstance(entry, Message) and entry.peer == target and entry.id > 0
+    assert await peers[2][0].readline() == b"just you\n"
+    for i, (reader, _) in enumerate(peers):
+        if i != 2:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await reader.readline()
+    await server.stop()
+
+
+async def test_partial_line_is_heard_after_silence() -> None:
+    rec = Recorder()
+    server = make_server(rec)
+    await server.start()
+    _, writer = await open_peer(server)
+    writer.write(b"hello")
+    await rec.wait(lambda: rec.texts() == ["hello"], timeout=2)
+    await server.stop()
+
+
+async def test_server_full_rejects_with_a_line_and_an_event() -> None:
+    rec = Recorder()
+    server = make_server(rec, max_clients=1)
+    await server.start()
+    await open_peer(server)
+    await rec.wait(lambda: len(server.peers) == 1)
+    reader, _ = await open_peer(server)
+    assert await reader.read() == b"webchat: server full (1 client max)\n"
+    await rec.wait(lambda: rec.events("rejected"))
+    assert rec.events("rejected")[0].detail == "server full (1 client max)"
+    assert len(server.peers) == 1
+    await server.stop()
+
+
+async def test_relay_forwards_each_message_to_the_other_peers() -> None:
+    rec = Recorder()
+    server = make_server(rec, relay=True)
+    await server.start()
+    a, b, c = [await open_peer(server) for _ in range(3)]
+    await rec.wait(lambda: len(server.peers) == 3)
+    a[1].write(b"room message\r\n")
+    assert await b[0].readline() == b"room message\r\n"
+    assert await c[0].readline() == b"room message\r\n"
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):
+            await a[0].readline()
+    await server.stop()
+
+
+async def test_departure_is_recorded_and_stop_sends_fin() -> None:
+    rec = Recorder()
+    server = make_server(rec)
+    await server.start()
+    _, leaving = await open_peer(server)
+    staying_reader, _ = await open_peer(server)
+    await rec.wait(lambda: len(server.peers) == 2)
+    leaving.close()
+    await rec.wait(lambda: rec.events("disconnected"))
+    assert rec.events("disconnected")[0].detail == "closed by peer"
+    await server.stop()
+    assert await staying_reader.read() == b""  # an orderly FIN, not a reset
+    assert [e.detail for e in rec.events("disconnected")][1] == "webchat shutting down"
+
+
+async def test_send_without_peers_and_to_unknown_peer_fail_clearly() -> None:
+    from webchat.tcp import NotConnected, UnknownPeer
+
+    server = make_server(Recorder())
+    await server.start()
+    with pytest.raises(NotConnected, match="no TCP client is connected"):
+        await server.send("x", None)
+    await open_peer(server)
+    await asyncio.sleep(0.05)
+    with pytest.raises(UnknownPeer, match="no peer named"):
+        await server.send("x", "10.0.0.1:1")
+    await server.stop()
+
+
+async def test_backoff_doubles_from_half_a_second_to_ten() -> None:
+    delays = backoff()
+    assert [next(delays) for _ in range(7)] == [0.5, 1, 2, 4, 8, 10, 10]
+
+
+async def test_client_reconnects_and_records_only_changes() -> None:
+    rec = Recorder()
+    hub = Hub(MemoryStore(1000), 100, [rec])
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    client = TcpClient(
+        hub, "127.0.0.1", port, framing="line", max_line=1024, write_limit=65536, drain_timeout=5
+    )
+    await client.start()
+    await rec.wait(lambda: rec.events("connect_failed"))
+    await asyncio.sleep(1.2)  # at least two more attempts fail
+    assert len(rec.events("connect_failed")) == 1
+
+    accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+    async def on_connect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await accepted.put((r, w))
+
+    listener = await asyncio.start_server(on_connect, "127.0.0.1", port)
+    reader, writer = await asyncio.wait_for(accepted.get(), 5)
+    _opened.append(writer)
+    await rec.wait(lambda: rec.events("connected"))
+    writer.write(b"from server\n")
+    await rec.wait(lambda: rec.texts() == ["from server"])
+    await client.send("from client", None)
+    assert await reader.readline() == b"from client\n"
+
+    writer.close()
+    listener.close()
+    await listener.wait_closed()
+    await rec.wait(lambda: rec.events("disconnected"))
+    listener = await asyncio.start_server(on_connect, "127.0.0.1", port)
+    reader, writer = await asyncio.wait_for(accepted.get(), 5)
+    _opened.append(writer)
+    await rec.wait(lambda: len(rec.events("connected")) == 2)
+    await client.send("again", None)
+    assert await reader.readline() == b"again\n"
+    await client.stop()
+    assert await reader.read() == b""
+    listener.close()
+    await listener.wait_closed()
