@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import queue
+import re
 import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -44,3 +49,47 @@ def recv_until(sock: socket.socket, ending: bytes, limit: int = 1 << 20) -> byte
         data += chunk
         assert len(data) < limit
     return data
+
+
+START = re.compile(r"page at http://127\.0\.0\.1:(\d+)/ - TCP (?:server on|client to) [\d.]+:(\d+)")
+
+
+class Running:
+    """A `webchat` process whose stdout lines are collected by a thread."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "webchat", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._collect, daemon=True).start()
+        match = START.search(self.expect("page at"))
+        assert match, "the start-up line names the page and the TCP side"
+        self.http_port, self.tcp_port = int(match[1]), int(match[2])
+
+    def _collect(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def expect(self, pattern: str, timeout: float = 10) -> str:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if re.search(pattern, line):
+                return line
+        raise AssertionError(f"no stdout line matched {pattern!r}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(5)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe:
+                pipe.close()

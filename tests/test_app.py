@@ -44,13 +44,17 @@ def test_healthz(client: TestClient) -> None:
 def test_status_lists_peers_with_counters(client: TestClient) -> None:
     status = client.get("/api/status").json()
     assert status | {"tcp": None} == {
-        "role": "server", "tcp": None, "framing": "line", "peers": [], "subscribers": 0
+        "role": "server",
+        "tcp": None,
+        "framing": "line",
+        "peers": [],
+        "subscribers": 0,
     }
     with join(client) as sock:
         sock.sendall(b"abc\n")
         wait_until(lambda: client.get("/api/status").json()["peers"][0]["bytes_in"] == 4)
         peer = client.get("/api/status").json()["peers"][0]
-        assert peer["peer"] == "127.0.0.1:%d" % sock.getsockname()[1]
+        assert peer["peer"] == f"127.0.0.1:{sock.getsockname()[1]}"
         assert peer["connected_at"].endswith("Z")
 
 
@@ -68,7 +72,7 @@ def test_post_reaches_every_peer_or_one(client: TestClient) -> None:
         assert entry["id"] > 0 and entry["direction"] == "out" and entry["peer"] is None
         assert recv_until(a, b"\n") == b"hello all\n"
         assert recv_until(b, b"\n") == b"hello all\n"
-        name_b = "127.0.0.1:%d" % b.getsockname()[1]
+        name_b = f"127.0.0.1:{b.getsockname()[1]}"
         response = client.post("/api/messages", json={"text": "only b", "to": name_b})
         assert response.status_code == 202 and response.json()["peer"] == name_b
         assert recv_until(b, b"\n") == b"only b\n"
@@ -104,15 +108,23 @@ def test_transcript_paging(client: TestClient) -> None:
 def test_ws_hello_replay_then_live(client: TestClient) -> None:
     with join(client) as sock:
         sock.sendall(b"before\n")
-        wait_until(lambda: any(m.get("text") == "before" for m in client.get("/api/messages").json()["messages"]))
+        wait_until(
+            lambda: any(
+                m.get("text") == "before" for m in client.get("/api/messages").json()["messages"]
+            )
+        )
         with client.websocket_connect("/ws") as ws:
             hello = ws.receive_json()
             assert hello["type"] == "hello" and hello["role"] == "server"
             assert hello["tcp"] == tcp_address(client) and hello["framing"] == "line"
-            assert hello["peers"] == ["127.0.0.1:%d" % sock.getsockname()[1]]
+            assert hello["peers"] == [f"127.0.0.1:{sock.getsockname()[1]}"]
             assert isinstance(hello["version"], str)
             replay = [ws.receive_json() for _ in range(3)]
-            assert [e.get("kind", e.get("text")) for e in replay] == ["listening", "connected", "before"]
+            assert [e.get("kind", e.get("text")) for e in replay] == [
+                "listening",
+                "connected",
+                "before",
+            ]
             sock.sendall("live \xe9\xff\n".encode("latin-1"))
             live = ws.receive_json()
             assert live["type"] == "message" and live["direction"] == "in"
@@ -121,7 +133,11 @@ def test_ws_hello_replay_then_live(client: TestClient) -> None:
 
 
 def test_ws_send_is_seen_by_every_tab_and_reaches_tcp(client: TestClient) -> None:
-    with join(client) as sock, client.websocket_connect("/ws") as one, client.websocket_connect("/ws") as two:
+    with (
+        join(client) as sock,
+        client.websocket_connect("/ws") as one,
+        client.websocket_connect("/ws") as two,
+    ):
         for ws in (one, two):
             assert ws.receive_json()["type"] == "hello"
             for _ in range(2):
@@ -130,7 +146,9 @@ def test_ws_send_is_seen_by_every_tab_and_reaches_tcp(client: TestClient) -> Non
         assert recv_until(sock, b"\n") == b"from the page\n"
         for ws in (one, two):
             out = ws.receive_json()
-            assert out["direction"] == "out" and out["text"] == "from the page" and out["peer"] is None
+            assert (
+                out["direction"] == "out" and out["text"] == "from the page" and out["peer"] is None
+            )
 
 
 @pytest.mark.parametrize(
@@ -144,7 +162,9 @@ def test_ws_send_is_seen_by_every_tab_and_reaches_tcp(client: TestClient) -> Non
         ('{"type":"send","text":"x","to":"10.9.9.9:1"}', "no peer named"),
     ],
 )
-def test_ws_bad_frames_get_an_error_and_the_socket_stays_open(client: TestClient, frame: str, words: str) -> None:
+def test_ws_bad_frames_get_an_error_and_the_socket_stays_open(
+    client: TestClient, frame: str, words: str
+) -> None:
     with join(client) as sock, client.websocket_connect("/ws") as ws:
         ws.receive_json()
         ws.receive_json()
@@ -211,7 +231,13 @@ def test_client_role_serves_while_target_is_down() -> None:
 
 def test_page_has_the_seed_layout(client: TestClient) -> None:
     html = client.get("/").text
-    for needle in ("<title>TCP Server</title>", 'role="log"', '<input id="entry"', ">Send</button>", 'id="peer"'):
+    for needle in (
+        "<title>TCP Server</title>",
+        'role="log"',
+        '<input id="entry"',
+        ">Send</button>",
+        'id="peer"',
+    ):
         assert needle in html
     assert "<script>" not in html  # no inline script: the CSP to come must not break it
     assert client.get("/static/app.js").status_code == 200

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -79,7 +81,11 @@ def split_stream(draw: st.DrawFn) -> tuple[bytes, list[bytes], int]:
     data = draw(st.binary(max_size=300).map(lambda b: b.replace(b"z", b"\n").replace(b"y", b"\r")))
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=20)))
     edges = [0, *cuts, len(data)]
-    return data, [data[a:b] for a, b in zip(edges, edges[1:], strict=False)], draw(st.integers(1, 12))
+    return (
+        data,
+        [data[a:b] for a, b in itertools.pairwise(edges)],
+        draw(st.integers(1, 12)),
+    )
 
 
 @given(split_stream())

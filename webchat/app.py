@@ -1,4 +1,4 @@
-"""`create_app(settings)`: the lifespan that runs store, hub and TCP role, the REST API, `/ws` and the page.
+"""`create_app(settings)`: lifespan (store, hub, TCP role), REST API, `/ws` and the page.
 
 Everything starts and stops in the lifespan, so FastAPI's TestClient runs the
 same wiring as the CLI. Errors are translated here, once: a `SendError`
@@ -85,9 +85,7 @@ def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> R
         host, port = split_host_port(settings.connect)
         return TcpClient(hub, host, port, **common)
     sock = tcp_sock or bind_listener(settings.tcp_host, settings.tcp_port)
-    return TcpServer(
-        hub, sock, max_clients=settings.max_clients, relay=settings.relay, **common
-    )
+    return TcpServer(hub, sock, max_clients=settings.max_clients, relay=settings.relay, **common)
 
 
 def create_app(settings: Settings, tcp_sock: socket.socket | None = None) -> FastAPI:
@@ -196,7 +194,9 @@ def create_app(settings: Settings, tcp_sock: socket.socket | None = None) -> Fas
         rt = runtime()
         after_text = ws.query_params.get("after")
         if after_text is not None and not after_text.isdigit():
-            await ws.send_text(error_frame("after must be a whole number of 0 or more, an entry id"))
+            await ws.send_text(
+                error_frame("after must be a whole number of 0 or more, an entry id")
+            )
             await ws.close(POLICY_VIOLATION)
             return
         sub = rt.hub.subscribe()
@@ -212,7 +212,9 @@ def create_app(settings: Settings, tcp_sock: socket.socket | None = None) -> Fas
                 "last_id": rt.hub.store.last_id,
             }
             await ws.send_text(dumps(hello))
-            start = int(after_text) if after_text else max(0, rt.hub.store.last_id - settings.replay)
+            start = (
+                int(after_text) if after_text else max(0, rt.hub.store.last_id - settings.replay)
+            )
             async for batch in rt.hub.frames(sub, start):
                 for frame in batch:
                     await ws.send_text(frame)
@@ -236,4 +238,6 @@ async def close_websockets(app: FastAPI) -> None:
     hub: Hub | None = getattr(app.state, "hub", None)
     if hub is not None:
         hub.close_all(GOING_AWAY, "webchat shutting down")
-        await hub.drain_subscribers(1.0)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await hub.wait_unsubscribed()

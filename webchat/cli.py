@@ -75,7 +75,11 @@ def apply(options: list[Callable[[Callable[..., Any]], Callable[..., Any]]]) -> 
 def typed(**params: Any) -> dict[str, Any]:
     """Only the flags given on the command line, so WEBCHAT_* fills the rest."""
     ctx = click.get_current_context()
-    return {k: v for k, v in params.items() if ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE}
+    return {
+        k: v
+        for k, v in params.items()
+        if ctx.get_parameter_source(k) is ParameterSource.COMMANDLINE
+    }
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
@@ -114,7 +118,8 @@ def load(**given: Any) -> Settings:
     except pydantic.ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
-        fail(f"{where}: {first['msg']} (check --{where.replace('_', '-')} or WEBCHAT_{where.upper()})", USAGE_ERROR)
+        hint = f"check --{where.replace('_', '-')} or WEBCHAT_{where.upper()}"
+        fail(f"{where}: {first['msg']} ({hint})", USAGE_ERROR)
     if settings.connect is not None:
         try:
             split_host_port(settings.connect)
@@ -127,7 +132,8 @@ def listen(side: str, host: str, port: int, flag: str) -> socket.socket:
     try:
         return bind_listener(host, port)
     except OSError as exc:
-        fail(f"cannot listen for {side} on {host}:{port}: {describe_error(exc)} (choose another {flag})")
+        why = describe_error(exc)
+        fail(f"cannot listen for {side} on {host}:{port}: {why} (choose another {flag})")
 
 
 def resolve(target: str) -> None:
@@ -146,7 +152,11 @@ def describe_start(settings: Settings, http: socket.socket, tcp: socket.socket |
         what = f"TCP server on {tcp_host}:{tcp_port}" + (" (relay on)" if settings.relay else "")
     else:
         what = f"TCP client to {settings.connect}"
-    store = "transcript in memory" if settings.db is None else f"transcript in memory (--db {settings.db} not durable yet)"
+    store = (
+        "transcript in memory"
+        if settings.db is None
+        else f"transcript in memory (--db {settings.db} not durable yet)"
+    )
     return f"webchat: page at {page} - {what}, {settings.framing} framing, {store}"
 
 
@@ -206,7 +216,10 @@ def run(settings: Settings) -> None:
     http = listen("HTTP", settings.http_host, settings.http_port, "--http-port")
     click.echo(describe_start(settings, http, tcp))
     sys.stdout.flush()
-    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with (
+        contextlib.suppress(KeyboardInterrupt),
+        asyncio.Runner(loop_factory=_loop_factory()) as runner,
+    ):
         runner.run(serve(settings, http, tcp))
 
 
@@ -224,7 +237,11 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except click.UsageError as exc:
-        hint = f" (see webchat {exc.ctx.command.name} --help)" if exc.ctx and exc.ctx.command.name != "cli" else " (see webchat --help)"
+        hint = (
+            f" (see webchat {exc.ctx.command.name} --help)"
+            if exc.ctx and exc.ctx.command.name != "cli"
+            else " (see webchat --help)"
+        )
         fail(exc.format_message().splitlines()[0] + hint, USAGE_ERROR)
     except click.ClickException as exc:
         fail(exc.format_message(), exc.exit_code)

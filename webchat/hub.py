@@ -10,7 +10,6 @@ loop) is paced by the store and reads no faster than entries are kept.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -85,6 +84,8 @@ class Hub:
         self._queue_size = queue_size
         self._listeners = list(listeners)
         self.subscribers: set[Subscriber] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def record(self, entries: Sequence[Entry]) -> list[Entry]:
         """Store, then publish: nothing is shown before it is kept."""
@@ -101,10 +102,13 @@ class Hub:
         """Register before replaying, so nothing recorded meanwhile is missed."""
         sub = Subscriber(self._queue_size)
         self.subscribers.add(sub)
+        self._idle.clear()
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
+        if not self.subscribers:
+            self._idle.set()
 
     async def frames(self, sub: Subscriber, after: int) -> AsyncIterator[list[str]]:
         """Batches of frames for `sub`: the stored entries after `after`, then live ones.
@@ -132,9 +136,6 @@ class Hub:
         for sub in self.subscribers:
             sub.close(code, reason)
 
-    async def drain_subscribers(self, timeout: float) -> None:
-        """Wait until every closed subscriber's endpoint has left, up to `timeout`."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while self.subscribers:
-                    await asyncio.sleep(0.01)
+    async def wait_unsubscribed(self) -> None:
+        """Return once no `/ws` endpoint is left; the caller bounds the wait."""
+        await self._idle.wait()

@@ -163,7 +163,9 @@ def console_line(entry: Entry) -> str:
 
     Control characters are escaped so a peer cannot drive the terminal.
     """
-    clock = time.strftime("%H:%M:%S", time.localtime(entry.ts)) + f".{int(entry.ts * 1000) % 1000:03d}"
+    clock = (
+        time.strftime("%H:%M:%S", time.localtime(entry.ts)) + f".{int(entry.ts * 1000) % 1000:03d}"
+    )
     if isinstance(entry, Message):
         text = entry.text if entry.text.isprintable() else entry.text.translate(_CONTROL)
         return f"{clock} {entry.direction:<3} {entry.peer or '*'} {text}"

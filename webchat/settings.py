@@ -46,6 +46,8 @@ class Settings(BaseSettings):
         1024 * 1024, ge=1024, description="bytes queued for one TCP peer before it must drain"
     )
     drain_timeout: float = Field(
-        10.0, gt=0, description="seconds a TCP peer over write_limit has to read before it is dropped"
+        10.0,
+        gt=0,
+        description="seconds a TCP peer over write_limit has to read before it is dropped",
     )
     max_text: int = Field(1024 * 1024, ge=1, description="longest text one send may carry")

@@ -301,11 +301,14 @@ class TcpServer(_Base):
         return self._address
 
     def _not_connected(self) -> str:
-        return f"no TCP client is connected; connect one to {self._address} (e.g. nc {self._address.replace(':', ' ')})"
+        nc = self._address.rpartition(":")
+        return f"no TCP client is connected; connect one, e.g. nc {nc[0].strip('[]')} {nc[2]}"
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, sock=self._sock, limit=READ_SIZE)
-        await self._hub.record([Event("listening", None, f"waiting for clients on {self._address}")])
+        await self._hub.record(
+            [Event("listening", None, f"waiting for clients on {self._address}")]
+        )
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -369,7 +372,9 @@ class TcpClient(_Base):
 
     def _not_connected(self) -> str:
         wait = max(0.0, self._retry_at - asyncio.get_running_loop().time())
-        return f"not connected to {self._address}; retrying in {wait:.1f} s, send again once connected"
+        return (
+            f"not connected to {self._address}; retrying in {wait:.1f} s, send again once connected"
+        )
 
     async def start(self) -> None:
         self._runner = self._spawn(self._run())

@@ -1,0 +1,122 @@
+"""The page in Debian's headless Chromium, driven by Playwright, against a real `webchat server`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import Running, dial, recv_until
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = pytest.mark.page
+
+if not shutil.which(CHROMIUM):
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is missing in CI: .ci/test installs Debian's chromium")
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
+
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright  # noqa: E402
+
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def server() -> Iterator[Running]:
+    running = Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def page(browser: Browser, server: Running) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 390, "height": 740})
+    page = context.new_page()
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.goto(f"http://127.0.0.1:{server.http_port}/")
+    yield page
+    assert dialogs == [], "no peer text may run as script"
+    context.close()
+
+
+def test_page_shows_the_seed_layout_and_waits_for_a_client(page: Page, server: Running) -> None:
+    expect(page).to_have_title("TCP Server")
+    expect(page.get_by_role("heading")).to_have_text("TCP Server")
+    log = page.get_by_role("log")
+    expect(log).to_contain_text(
+        f"Waiting for a client... (waiting for clients on 127.0.0.1:{server.tcp_port})"
+    )
+    expect(page.locator("#status")).to_contain_text("WebSocket open")
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+
+
+def test_lines_flow_both_ways_between_page_and_socket(page: Page, server: Running) -> None:
+    log = page.get_by_role("log")
+    expect(log).to_contain_text("Waiting for a client")
+    with dial(f"127.0.0.1:{server.tcp_port}") as sock:
+        name = f"127.0.0.1:{sock.getsockname()[1]}"
+        expect(log).to_contain_text(f"Connected with {name}")
+        sock.sendall(b"hi from nc\n")
+        expect(log).to_contain_text("hi from nc")
+        entry = page.get_by_label("Message")
+        entry.fill("hello tcp")
+        entry.press("Enter")
+        assert recv_until(sock, b"\n") == b"hello tcp\n"
+        expect(entry).to_have_value("")
+        expect(log).to_contain_text("hello tcp")
+    expect(log).to_contain_text(f"{name} disconnected")
+
+
+def test_peer_selector_sends_to_one_peer(page: Page, server: Running) -> None:
+    with dial(f"127.0.0.1:{server.tcp_port}") as a, dial(f"127.0.0.1:{server.tcp_port}") as b:
+        name_b = f"127.0.0.1:{b.getsockname()[1]}"
+        expect(page.locator("#peer option")).to_have_count(3)
+        page.get_by_label("Send to").select_option(name_b)
+        page.get_by_label("Message").fill("only b")
+        page.get_by_role("button", name="Send").click()
+        assert recv_until(b, b"\n") == b"only b\n"
+        a.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            a.recv(10)
+
+
+def test_peer_html_is_shown_as_text(page: Page, server: Running) -> None:
+    with dial(f"127.0.0.1:{server.tcp_port}") as sock:
+        sock.sendall(b"<img src=x onerror=alert(1)>\n")
+        log = page.get_by_role("log")
+        expect(log).to_contain_text("<img src=x onerror=alert(1)>")
+        expect(log.locator("img")).to_have_count(0)
+
+
+def test_reload_resumes_without_duplicates(page: Page, server: Running) -> None:
+    with dial(f"127.0.0.1:{server.tcp_port}") as sock:
+        sock.sendall(b"once\n")
+        expect(page.get_by_role("log")).to_contain_text("once")
+    page.reload()
+    expect(page.get_by_role("log")).to_contain_text("disconnected")
+    expect(page.locator(".line", has_text="once")).to_have_count(1)
