@@ -1,0 +1,344 @@
+"""webchat's benchmark: a real `webchat server` on loopback, driven by raw sockets and WebSockets.
+
+Run `python bench/bench.py` (full counts, 3 interleaved runs) or `--quick` (tiny counts, one run,
+used by the test suite to keep this script alive). Every workload is bounded in count and time and
+raises if anything it sent is lost, so a fast-but-wrong figure never reaches the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import websockets
+
+START = re.compile(r"page at http://127\.0\.0\.1:(\d+)/ - TCP server on [\d.]+:(\d+)")
+WORKLOAD_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class Counts:
+    lines: int
+    sends: int
+    round_trips: int
+    relay_receivers: int
+    relay_lines: int
+    subscribers: int
+    fanout_lines: int
+    bulk_mib: int
+    idle_tcp: int
+    idle_ws: int
+
+
+FULL = Counts(200_000, 100_000, 2_000, 100, 20_000, 100, 20_000, 200, 10_000, 1_000)
+QUICK = Counts(2_000, 1_000, 50, 5, 200, 5, 200, 2, 50, 20)
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[str]
+    http_port: int
+    tcp_port: int
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.http_port}/ws"
+
+    def rss_kb(self) -> int:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+)", status)[1])  # type: ignore[index]
+
+
+@contextlib.asynccontextmanager
+async def webchat(*flags: str) -> AsyncIterator[Server]:
+    """A `webchat server` process on free ports; killed (by PID) when the workload ends."""
+    args = [sys.executable, "-m", "webchat", "server", "--tcp-port", "0", "--http-port", "0"]
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once per workload, outside the timing
+        [*args, "--quiet", *flags], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.to_thread(proc.stdout.readline)
+        match = START.search(line)
+        if not match:
+            raise RuntimeError(f"webchat did not start: {line!r}")
+        yield Server(proc, int(match[1]), int(match[2]))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
+async def open_tcp(server: Server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", server.tcp_port, limit=1 << 20)
+
+
+async def wait_peers(server: Server, ws: websockets.ClientConnection, count: int) -> None:
+    """Wait on a subscriber's event stream until `count` peers have connected."""
+    seen = 0
+    while seen < count:
+        frame = json.loads(await ws.recv())
+        if frame.get("kind") == "connected":
+            seen += 1
+
+
+async def subscriber(server: Server) -> websockets.ClientConnection:
+    ws = await websockets.connect(server.ws_url, max_size=None, max_queue=None)
+    hello = json.loads(await ws.recv())
+    assert hello["type"] == "hello"
+    return ws
+
+
+async def count_messages(ws: websockets.ClientConnection, tag: str, expected: int) -> int:
+    got = 0
+    while got < expected:
+        frame = json.loads(await ws.recv())
+        if frame.get("type") == "message" and frame["text"].startswith(tag):
+            got += 1
+    return got
+
+
+def payload(tag: str, size: int) -> bytes:
+    return (tag + "x" * (size - len(tag) - 1) + "\n").encode()
+
+
+async def tcp_to_ws(c: Counts) -> float:
+    async with webchat() as server:
+        ws = await subscriber(server)
+        _, writer = await open_tcp(server)
+        await wait_peers(server, ws, 1)
+        tag = uuid.uuid4().hex[:8]
+        line = payload(tag, 64)
+        started = time.perf_counter()
+        counting = asyncio.create_task(count_messages(ws, tag, c.lines))
+        for _ in range(c.lines // 1000):
+            writer.write(line * 1000)
+            await writer.drain()
+        await counting
+        elapsed = time.perf_counter() - started
+        writer.close()
+        await ws.close()
+        return c.lines / elapsed
+
+
+async def ws_to_tcp(c: Counts) -> float:
+    async with webchat() as server:
+        ws = await subscriber(server)
+        reader, writer = await open_tcp(server)
+        await wait_peers(server, ws, 1)
+        frame = json.dumps({"type": "send", "text": "m" * 63})
+        started = time.perf_counter()
+
+        async def send_all() -> None:
+            for _ in range(c.sends):
+                await ws.send(frame)
+
+        sending = asyncio.create_task(send_all())
+        got = 0
+        while got < c.sends:
+            chunk = await reader.read(1 << 20)
+            if not chunk:
+                raise RuntimeError(f"TCP peer closed after {got} of {c.sends} lines")
+            got += chunk.count(b"\n")
+        elapsed = time.perf_counter() - started
+        await sending
+        writer.close()
+        await ws.close()
+        return c.sends / elapsed
+
+
+async def round_trip(c: Counts) -> tuple[float, float]:
+    async with webchat() as server:
+        ws = await subscriber(server)
+        reader, writer = await open_tcp(server)
+        await wait_peers(server, ws, 1)
+        samples = []
+        for i in range(c.round_trips):
+            text = f"rt{i}"
+            started = time.perf_counter()
+            await ws.send(json.dumps({"type": "send", "text": text}))
+            writer.write(await reader.readline())
+            while True:
+                frame = json.loads(await ws.recv())
+                if frame.get("direction") == "in" and frame["text"] == text:
+                    break
+            samples.append((time.perf_counter() - started) * 1e6)
+        writer.close()
+        await ws.close()
+        cuts = statistics.quantiles(samples, n=100)
+        return statistics.median(samples), cuts[98]
+
+
+async def relay_fanout(c: Counts) -> float:
+    async with webchat("--relay") as server:
+        ws = await subscriber(server)
+        receivers = [await open_tcp(server) for _ in range(c.relay_receivers)]
+        _, sender = await open_tcp(server)
+        await wait_peers(server, ws, c.relay_receivers + 1)
+        line = payload("r", 64)
+        expected = c.relay_lines * len(line)
+
+        async def drain(reader: asyncio.StreamReader) -> None:
+            got = 0
+            while got < expected:
+                chunk = await reader.read(1 << 20)
+                if not chunk:
+                    raise RuntimeError("a relay receiver was closed")
+                got += len(chunk)
+
+        started = time.perf_counter()
+        draining = [asyncio.create_task(drain(r)) for r, _ in receivers]
+        for _ in range(c.relay_lines // 100):
+            sender.write(line * 100)
+            await sender.drain()
+        await asyncio.gather(*draining)
+        elapsed = time.perf_counter() - started
+        for _, w in [*receivers, (None, sender)]:
+            w.close()
+        await ws.close()
+        return c.relay_lines * c.relay_receivers / elapsed
+
+
+async def ws_fanout(c: Counts) -> float:
+    async with webchat() as server:
+        subs = [await subscriber(server) for _ in range(c.subscribers)]
+        _, writer = await open_tcp(server)
+        await wait_peers(server, subs[0], 1)
+        tag = uuid.uuid4().hex[:8]
+        started = time.perf_counter()
+        counting = [asyncio.create_task(count_messages(ws, tag, c.fanout_lines)) for ws in subs]
+        line = payload(tag, 64)
+        for _ in range(c.fanout_lines // 100):
+            writer.write(line * 100)
+            await writer.drain()
+        await asyncio.gather(*counting)
+        elapsed = time.perf_counter() - started
+        writer.close()
+        for ws in subs:
+            await ws.close()
+        return c.fanout_lines * c.subscribers / elapsed
+
+
+async def bulk(c: Counts) -> float:
+    async with webchat("--framing", "raw") as server:
+        ws = await subscriber(server)
+        _, writer = await open_tcp(server)
+        await wait_peers(server, ws, 1)
+        block = b"b" * (1 << 20)
+        total = c.bulk_mib << 20
+
+        async def receive() -> None:
+            got = 0
+            while got < total:
+                frame = json.loads(await ws.recv())
+                if frame.get("type") == "message":
+                    got += len(frame["text"])
+
+        started = time.perf_counter()
+        receiving = asyncio.create_task(receive())
+        for _ in range(c.bulk_mib):
+            writer.write(block)
+            await writer.drain()
+        await receiving
+        elapsed = time.perf_counter() - started
+        writer.close()
+        await ws.close()
+        return c.bulk_mib / elapsed
+
+
+async def idle_tcp(c: Counts) -> float:
+    async with webchat() as server:
+        ws = await subscriber(server)
+        await asyncio.sleep(0.2)
+        before = server.rss_kb()
+        peers = []
+        for _ in range(c.idle_tcp):
+            peers.append(await open_tcp(server))
+        await wait_peers(server, ws, c.idle_tcp)
+        after = server.rss_kb()
+        for _, w in peers:
+            w.close()
+        await ws.close()
+        return (after - before) / c.idle_tcp
+
+
+async def idle_ws(c: Counts) -> float:
+    async with webchat() as server:
+        await asyncio.sleep(0.2)
+        before = server.rss_kb()
+        subs = [await subscriber(server) for _ in range(c.idle_ws)]
+        after = server.rss_kb()
+        for ws in subs:
+            await ws.close()
+        return (after - before) / c.idle_ws
+
+
+Workload = Callable[[Counts], Awaitable[float | tuple[float, float]]]
+WORKLOADS: list[tuple[str, str, Workload]] = [
+    ("tcp→ws", "lines/s", tcp_to_ws),
+    ("ws→tcp", "messages/s", ws_to_tcp),
+    ("round trip", "p50 / p99 µs", round_trip),
+    ("relay fan-out", "deliveries/s", relay_fanout),
+    ("ws fan-out", "frames/s", ws_fanout),
+    ("bulk (raw)", "MiB/s", bulk),
+    ("idle TCP peer", "RSS KB each", idle_tcp),
+    ("idle WebSocket", "RSS KB each", idle_ws),
+]
+
+
+def summarise(values: list[float]) -> str:
+    middle = statistics.median(values)
+    spread = (max(values) - min(values)) / middle * 100 if middle else 0.0
+    return f"{middle:,.1f} (±{spread / 2:.0f}%)"
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny counts, one run (for tests)")
+    parser.add_argument("--runs", type=int, default=None, help="interleaved runs (default 3)")
+    parser.add_argument("--only", action="append", help="run only workloads whose name has this")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
+    args = parser.parse_args()
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 10,000 idle peers need the fds
+    counts = QUICK if args.quick else FULL
+    runs = args.runs or (1 if args.quick else 3)
+    chosen = [w for w in WORKLOADS if not args.only or any(o in w[0] for o in args.only)]
+    results: dict[str, list[list[float]]] = {name: [] for name, _, _ in chosen}
+    for _ in range(runs):
+        for name, _, workload in chosen:
+            async with asyncio.timeout(WORKLOAD_TIMEOUT):
+                value = await workload(counts)
+            results[name].append(list(value) if isinstance(value, tuple) else [value])
+    print(
+        f"webchat benchmark: {'quick' if args.quick else 'full'}, {runs} run(s), pid {os.getpid()}"
+    )
+    print(f"{'workload':<16} {'unit':<14} median (±half spread)")
+    for name, unit, _ in chosen:
+        columns = list(zip(*results[name], strict=True))
+        print(f"{name:<16} {unit:<14} " + " / ".join(summarise(list(c)) for c in columns))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
