@@ -179,6 +179,7 @@ def create_app(settings: Settings, tcp_sock: socket.socket | None = None) -> Fas
 
     async def read_frames(ws: WebSocket, sub: Subscriber) -> None:
         while True:
+            await sub.wait_for_room()
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 sub.close(message.get("code", 1000), "")

@@ -44,6 +44,8 @@ class Subscriber:
         self._queue: deque[tuple[int, str]] = deque()
         self._size = queue_size
         self._wakeup = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
         self._closed: Closed | None = None
 
     def offer(self, item: tuple[int, str]) -> None:
@@ -57,12 +59,20 @@ class Subscriber:
             return
         self._queue.append(item)
         self._wakeup.set()
+        if len(self._queue) >= self._size // 2:
+            self._room.clear()
+
+    async def wait_for_room(self) -> None:
+        """Pace this subscriber's own sends by how fast it reads: a client that sends
+        faster than it reads its `out` echoes waits here instead of being closed."""
+        await self._room.wait()
 
     def close(self, code: int, reason: str) -> None:
         if self._closed is None:
             self._closed = Closed(code, reason)
             self._queue.clear()
             self._wakeup.set()
+            self._room.set()
 
     async def next_batch(self) -> list[tuple[int, str]]:
         """Everything queued so far, waiting for at least one item; raises `Closed`."""
@@ -75,6 +85,7 @@ class Subscriber:
             raise self._closed
         batch = list(self._queue)
         self._queue.clear()
+        self._room.set()
         return batch
 
 
