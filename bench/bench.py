@@ -120,20 +120,27 @@ def payload(tag: str, size: int) -> bytes:
     return (tag + "x" * (size - len(tag) - 1) + "\n").encode()
 
 
+async def timed_write(
+    writer: asyncio.StreamWriter, block: bytes, count: int, receiving: Awaitable[object]
+) -> float:
+    """Seconds from the first byte written until `receiving` has seen everything."""
+    started = time.perf_counter()
+    task = asyncio.ensure_future(receiving)
+    for _ in range(count):
+        writer.write(block)
+        await writer.drain()
+    await task
+    return time.perf_counter() - started
+
+
 async def tcp_to_ws(c: Counts) -> float:
     async with webchat() as server:
         ws = await subscriber(server)
         _, writer = await open_tcp(server)
         await wait_peers(server, ws, 1)
         tag = uuid.uuid4().hex[:8]
-        line = payload(tag, 64)
-        started = time.perf_counter()
-        counting = asyncio.create_task(count_messages(ws, tag, c.lines))
-        for _ in range(c.lines // 1000):
-            writer.write(line * 1000)
-            await writer.drain()
-        await counting
-        elapsed = time.perf_counter() - started
+        counting = count_messages(ws, tag, c.lines)
+        elapsed = await timed_write(writer, payload(tag, 64) * 1000, c.lines // 1000, counting)
         writer.close()
         await ws.close()
         return c.lines / elapsed
@@ -212,13 +219,8 @@ async def relay_fanout(c: Counts) -> float:
                     raise RuntimeError("a relay receiver was closed")
                 got += len(chunk)
 
-        started = time.perf_counter()
-        draining = [asyncio.create_task(drain(r)) for r, _ in receivers]
-        for _ in range(c.relay_lines // 100):
-            sender.write(line * 100)
-            await sender.drain()
-        await asyncio.gather(*draining)
-        elapsed = time.perf_counter() - started
+        draining = asyncio.gather(*(drain(r) for r, _ in receivers))
+        elapsed = await timed_write(sender, line * 100, c.relay_lines // 100, draining)
         for _, w in [*receivers, (None, sender)]:
             w.close()
         await ws.close()
@@ -231,14 +233,8 @@ async def ws_fanout(c: Counts) -> float:
         _, writer = await open_tcp(server)
         await wait_peers(server, subs[0], 1)
         tag = uuid.uuid4().hex[:8]
-        started = time.perf_counter()
-        counting = [asyncio.create_task(count_messages(ws, tag, c.fanout_lines)) for ws in subs]
-        line = payload(tag, 64)
-        for _ in range(c.fanout_lines // 100):
-            writer.write(line * 100)
-            await writer.drain()
-        await asyncio.gather(*counting)
-        elapsed = time.perf_counter() - started
+        counting = asyncio.gather(*(count_messages(ws, tag, c.fanout_lines) for ws in subs))
+        elapsed = await timed_write(writer, payload(tag, 64) * 100, c.fanout_lines // 100, counting)
         writer.close()
         for ws in subs:
             await ws.close()
@@ -260,13 +256,7 @@ async def bulk(c: Counts) -> float:
                 if frame.get("type") == "message":
                     got += len(frame["text"])
 
-        started = time.perf_counter()
-        receiving = asyncio.create_task(receive())
-        for _ in range(c.bulk_mib):
-            writer.write(block)
-            await writer.drain()
-        await receiving
-        elapsed = time.perf_counter() - started
+        elapsed = await timed_write(writer, block, c.bulk_mib, receive())
         writer.close()
         await ws.close()
         return c.bulk_mib / elapsed
