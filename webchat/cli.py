@@ -104,7 +104,7 @@ def server(**params: Any) -> None:
 
 
 @cli.command()
-@option("connect", metavar="HOST:PORT", required=True)
+@option("connect", metavar="HOST:PORT")
 @apply(http_options)
 @apply(common_options)
 def client(**params: Any) -> None:
@@ -120,6 +120,8 @@ def load(**given: Any) -> Settings:
         where = ".".join(str(part) for part in first["loc"])
         hint = f"check --{where.replace('_', '-')} or WEBCHAT_{where.upper()}"
         fail(f"{where}: {first['msg']} ({hint})", USAGE_ERROR)
+    if settings.role == "client" and settings.connect is None:
+        fail("the client role needs --connect HOST:PORT (or WEBCHAT_CONNECT)", USAGE_ERROR)
     if settings.connect is not None:
         try:
             split_host_port(settings.connect)
