@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
@@ -59,6 +60,13 @@ async def open_peer(server: TcpServer) -> tuple[asyncio.StreamReader, asyncio.St
     return reader, writer
 
 
+async def assert_silent(reader: asyncio.StreamReader) -> None:
+    """The peer hears nothing within 0.1 s."""
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):
+            await reader.readline()
+
+
 @pytest.fixture(autouse=True)
 async def close_test_peers() -> AsyncIterator[None]:
     yield
@@ -94,9 +102,7 @@ async def test_server_talks_to_many_peers_to_all_and_to_one() -> None:
     assert await peers[2][0].readline() == b"just you\n"
     for i, (reader, _) in enumerate(peers):
         if i != 2:
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(0.1):
-                    await reader.readline()
+            await assert_silent(reader)
     await server.stop()
 
 
@@ -133,9 +139,7 @@ async def test_relay_forwards_each_message_to_the_other_peers() -> None:
     a[1].write(b"room message\r\n")
     assert await b[0].readline() == b"room message\r\n"
     assert await c[0].readline() == b"room message\r\n"
-    with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.1):
-            await a[0].readline()
+    await assert_silent(a[0])
     await server.stop()
 
 
@@ -152,6 +156,36 @@ async def test_departure_is_recorded_and_stop_sends_fin() -> None:
     await server.stop()
     assert await staying_reader.read() == b""  # an orderly FIN, not a reset
     assert [e.detail for e in rec.events("disconnected")][1] == "webchat shutting down"
+
+
+@pytest.mark.parametrize(
+    "anyio_backend", [("asyncio", {"use_uvloop": True})], ids=["uvloop"]
+)  # the CLI runs on uvloop, which reports a reset peer's address as None
+async def test_connect_and_reset_churn_leaves_no_peer_and_no_error() -> None:
+    rec = Recorder()
+    server = make_server(rec)
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    await server.start()
+    host, _, port = server.address.rpartition(":")
+
+    def churn() -> None:
+        for _ in range(200):
+            sock = socket.create_connection((host, int(port)), timeout=5)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # RST at once, often before the server has accepted
+
+    await asyncio.to_thread(churn)
+    await rec.wait(
+        lambda: not server.peers and len(rec.events("connected")) == len(rec.events("disconnected"))
+    )
+    _, writer = await open_peer(server)
+    writer.write(b"still serving\n")
+    await rec.wait(lambda: rec.texts() == ["still serving"])
+    await server.stop()
+    loop.set_exception_handler(None)
+    assert errors == []
 
 
 async def test_send_without_peers_and_to_unknown_peer_fail_clearly() -> None:

@@ -22,6 +22,8 @@ from webchat.hub import Hub
 from webchat.model import Entry, Event, Message, iso_utc, peer_name
 
 READ_SIZE = 64 * 1024
+BACKLOG = 4096
+"""Pending connections the kernel queues; asyncio's default of 100 drops bursts of clients."""
 CONNECT_TIMEOUT = 10.0
 STOP_TIMEOUT = 2.0
 """Seconds peers get to read our FIN and close before their tasks are cancelled."""
@@ -55,7 +57,10 @@ class Peer:
         write_limit: int,
         drain_timeout: float,
     ) -> None:
-        host, port = writer.get_extra_info("peername")[:2]
+        address = writer.get_extra_info("peername")
+        if address is None:  # reset before the transport could ask getpeername()
+            raise ConnectionResetError("peer left before it could be named")
+        host, port = address[:2]
         if host.startswith("::ffff:") and "." in host:
             host = host[7:]
         self.name = peer_name(host, port)
@@ -138,7 +143,7 @@ def bind_listener(host: str, port: int) -> socket.socket:
         if family == socket.AF_INET6 and host in ("::", ""):
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind(address)
-        sock.listen(4096)
+        sock.listen(BACKLOG)
         sock.setblocking(False)
     except OSError:
         sock.close()
@@ -305,7 +310,9 @@ class TcpServer(_Base):
         return f"no TCP client is connected; connect one, e.g. nc {nc[0].strip('[]')} {nc[2]}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, sock=self._sock, limit=READ_SIZE)
+        self._server = await asyncio.start_server(
+            self._accept, sock=self._sock, limit=READ_SIZE, backlog=BACKLOG
+        )
         await self._hub.record(
             [Event("listening", None, f"waiting for clients on {self._address}")]
         )
