@@ -133,58 +133,72 @@ async def timed_write(
     return time.perf_counter() - started
 
 
-async def tcp_to_ws(c: Counts) -> float:
-    async with webchat() as server:
+@dataclass
+class Pair:
+    """A webchat server with one subscriber and one TCP peer that it has seen connect."""
+
+    server: Server
+    ws: websockets.ClientConnection
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+
+@contextlib.asynccontextmanager
+async def pair(*flags: str) -> AsyncIterator[Pair]:
+    async with webchat(*flags) as server:
         ws = await subscriber(server)
-        _, writer = await open_tcp(server)
+        reader, writer = await open_tcp(server)
         await wait_peers(server, ws, 1)
+        try:
+            yield Pair(server, ws, reader, writer)
+        finally:
+            writer.close()
+            await ws.close()
+
+
+async def tcp_to_ws(c: Counts) -> float:
+    async with pair() as p:
         tag = uuid.uuid4().hex[:8]
-        counting = count_messages(ws, tag, c.lines)
-        elapsed = await timed_write(writer, payload(tag, 64) * 1000, c.lines // 1000, counting)
-        writer.close()
-        await ws.close()
+        counting = count_messages(p.ws, tag, c.lines)
+        block = payload(tag, 64) * 1000
+        elapsed = await timed_write(p.writer, block, c.lines // 1000, counting)
         return c.lines / elapsed
 
 
 async def ws_to_tcp(c: Counts) -> float:
-    async with webchat() as server:
-        ws = await subscriber(server)
-        reader, writer = await open_tcp(server)
-        await wait_peers(server, ws, 1)
+    async with pair() as p:
         frame = json.dumps({"type": "send", "text": "m" * 63})
         started = time.perf_counter()
 
         async def send_all() -> None:
             for _ in range(c.sends):
-                await ws.send(frame)
+                await p.ws.send(frame)
 
         async def read_echoes() -> None:
-            """A client that never reads its `out` echoes is closed with 1013, by design."""
+            """webchat paces a client's sends by how fast it reads its `out` echoes."""
             with contextlib.suppress(websockets.ConnectionClosed):
-                async for _ in ws:
+                async for _ in p.ws:
                     pass
 
         sending = asyncio.create_task(send_all())
         echoes = asyncio.create_task(read_echoes())
         got = 0
         while got < c.sends:
-            chunk = await reader.read(1 << 20)
+            chunk = await p.reader.read(1 << 20)
             if not chunk:
                 raise RuntimeError(f"TCP peer closed after {got} of {c.sends} lines")
             got += chunk.count(b"\n")
         elapsed = time.perf_counter() - started
         await sending
-        writer.close()
-        await ws.close()
-        await echoes
+        echoes.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await echoes
         return c.sends / elapsed
 
 
 async def round_trip(c: Counts) -> tuple[float, float]:
-    async with webchat() as server:
-        ws = await subscriber(server)
-        reader, writer = await open_tcp(server)
-        await wait_peers(server, ws, 1)
+    async with pair() as p:
+        ws, reader, writer = p.ws, p.reader, p.writer
         samples = []
         for i in range(c.round_trips):
             text = f"rt{i}"
@@ -196,8 +210,6 @@ async def round_trip(c: Counts) -> tuple[float, float]:
                 if frame.get("direction") == "in" and frame["text"] == text:
                     break
             samples.append((time.perf_counter() - started) * 1e6)
-        writer.close()
-        await ws.close()
         cuts = statistics.quantiles(samples, n=100)
         return statistics.median(samples), cuts[98]
 
@@ -242,23 +254,18 @@ async def ws_fanout(c: Counts) -> float:
 
 
 async def bulk(c: Counts) -> float:
-    async with webchat("--framing", "raw") as server:
-        ws = await subscriber(server)
-        _, writer = await open_tcp(server)
-        await wait_peers(server, ws, 1)
+    async with pair("--framing", "raw") as p:
         block = b"b" * (1 << 20)
         total = c.bulk_mib << 20
 
         async def receive() -> None:
             got = 0
             while got < total:
-                frame = json.loads(await ws.recv())
+                frame = json.loads(await p.ws.recv())
                 if frame.get("type") == "message":
                     got += len(frame["text"])
 
-        elapsed = await timed_write(writer, block, c.bulk_mib, receive())
-        writer.close()
-        await ws.close()
+        elapsed = await timed_write(p.writer, block, c.bulk_mib, receive())
         return c.bulk_mib / elapsed
 
 
