@@ -47,6 +47,8 @@ async def test_replay_then_live_has_no_gap_and_no_duplicate() -> None:
 async def test_slow_subscriber_is_closed_with_1013_and_others_go_on() -> None:
     hub = Hub(MemoryStore(1000), 4)
     slow, fine = hub.subscribe(), hub.subscribe()
+    hub.go_live(slow)
+    hub.go_live(fine)
     for i in range(3):
         await hub.record([line(str(i))])
         await fine.next_batch()
@@ -60,6 +62,7 @@ async def test_slow_subscriber_is_closed_with_1013_and_others_go_on() -> None:
 async def test_a_subscriber_that_does_not_read_has_its_own_sends_paced() -> None:
     hub = Hub(MemoryStore(1000), 4)
     sub = hub.subscribe()
+    hub.go_live(sub)
     await hub.record([Event("connected", "x"), Event("connected", "y")])
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.05):

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import platformdirs
 from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketState
 
+from webchat.export import MEDIA_TYPES, Format, header, render
 from webchat.hub import GOING_AWAY, Closed, Hub, Subscriber
 from webchat.model import (
     Entry,
@@ -36,7 +40,7 @@ from webchat.model import (
     split_host_port,
 )
 from webchat.settings import Settings
-from webchat.store import open_store
+from webchat.store import PAGE, Match, Store, StoreError, open_store
 from webchat.tcp import Role, SendError, TcpClient, TcpServer, bind_listener
 
 try:
@@ -72,6 +76,25 @@ class SendBody(BaseModel):
     to: str | None = Field(None, description="a peer name such as 127.0.0.1:5555; null for all")
 
 
+def transcript_path(settings: Settings, tcp_sock: socket.socket | None) -> str:
+    """`--db`, else one file per endpoint, so two instances never share one by accident."""
+    if settings.db is not None:
+        return settings.db
+    if tcp_sock is not None:
+        name = f"server-{tcp_sock.getsockname()[1]}"
+    else:
+        host, port = split_host_port(settings.connect or "")
+        name = f"client-{host}-{port}"
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return str(platformdirs.user_data_path("webchat") / f"{safe}.sqlite3")
+
+
+def open_transcript(settings: Settings, tcp_sock: socket.socket | None) -> Store:
+    """The store for these settings; raises `StoreError` with a line fit for the user."""
+    path = transcript_path(settings, tcp_sock)
+    return open_store(path, settings.max_history, fsync=settings.fsync)
+
+
 def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> Role:
     common: dict[str, Any] = {
         "framing": settings.framing,
@@ -84,19 +107,28 @@ def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> R
             raise ValueError("the client role needs --connect HOST:PORT")
         host, port = split_host_port(settings.connect)
         return TcpClient(hub, host, port, **common)
-    sock = tcp_sock or bind_listener(settings.tcp_host, settings.tcp_port)
-    return TcpServer(hub, sock, max_clients=settings.max_clients, relay=settings.relay, **common)
+    assert tcp_sock is not None
+    return TcpServer(
+        hub, tcp_sock, max_clients=settings.max_clients, relay=settings.relay, **common
+    )
 
 
-def create_app(settings: Settings, tcp_sock: socket.socket | None = None) -> FastAPI:
-    """The whole product for one role; `tcp_sock` is a listener the CLI bound already."""
+def create_app(
+    settings: Settings, tcp_sock: socket.socket | None = None, store: Store | None = None
+) -> FastAPI:
+    """The whole product for one role; the CLI passes the listener and store it opened
+    already, so their errors are one line before anything starts."""
     holder: list[Runtime] = []
+    given_store = store
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(settings.db, settings.max_history)
+        sock = tcp_sock
+        if sock is None and settings.role == "server":
+            sock = bind_listener(settings.tcp_host, settings.tcp_port)
+        store = given_store or open_transcript(settings, sock)
         hub = Hub(store, settings.subscriber_queue, () if settings.quiet else (mirror,))
-        role = make_role(settings, hub, tcp_sock)
+        role = make_role(settings, hub, sock)
         holder.append(Runtime(hub, role))
         app.state.hub = hub
         await role.start()
@@ -154,15 +186,63 @@ def create_app(settings: Settings, tcp_sock: socket.socket | None = None) -> Fas
             entry = await runtime().role.send(body.text, body.to)
         except SendError as exc:
             raise HTTPException(exc.status, str(exc)) from None
+        except StoreError as exc:
+            raise HTTPException(503, str(exc)) from None
         return entry_dict(entry)
 
-    @app.get("/api/messages", summary="Transcript entries after an id, oldest first")
+    @app.get("/api/messages", summary="Transcript entries by id range, optionally searched")
     async def list_messages(
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, description="only ids above this")] = 0,
+        before: Annotated[
+            int | None,
+            Query(ge=1, description="only ids below this; then the page is the newest below it"),
+        ] = None,
         limit: Annotated[int, Query(ge=1, description=f"clamped to {MAX_PAGE}")] = 100,
+        q: Annotated[
+            str | None, Query(min_length=1, max_length=1000, description="text to find")
+        ] = None,
+        peer: Annotated[
+            str | None, Query(description="only this peer, e.g. 127.0.0.1:5555")
+        ] = None,
+        direction: Annotated[
+            Literal["in", "out"] | None, Query(description="only messages this way")
+        ] = None,
     ) -> dict[str, Any]:
-        entries = await runtime().hub.store.read(after, min(limit, MAX_PAGE))
+        match = None if q is peer is direction is None else Match(q, peer, direction)
+        newest_first = before is not None
+        entries = await runtime().hub.store.read(
+            after, min(limit, MAX_PAGE), before=before, newest_first=newest_first, match=match
+        )
+        if newest_first:
+            entries.reverse()
         return {"messages": [entry_dict(entry) for entry in entries]}
+
+    @app.get(
+        "/api/export",
+        summary="Download the transcript as JSON Lines, CSV or text",
+        response_class=StreamingResponse,
+    )
+    async def export(
+        format: Format = "jsonl",
+        after: Annotated[int, Query(ge=0)] = 0,
+        before: Annotated[int | None, Query(ge=1)] = None,
+    ) -> StreamingResponse:
+        store = runtime().hub.store
+
+        async def chunks() -> AsyncIterator[str]:
+            yield header(format)
+            last = after
+            while page := await store.read(last, PAGE, before=before):
+                yield render(format, page)
+                last = page[-1].id
+
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        name = f"webchat-{settings.role}-{stamp}.{format}"
+        return StreamingResponse(
+            chunks(),
+            media_type=MEDIA_TYPES[format],
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     async def handle_frame(raw: str, sub: Subscriber) -> None:
         request = parse_client_frame(raw)
@@ -172,7 +252,7 @@ def create_app(settings: Settings, tcp_sock: socket.socket | None = None) -> Fas
                 try:
                     await runtime().role.send(request.text, request.to)
                     return
-                except SendError as exc:
+                except (SendError, StoreError) as exc:
                     problem = str(exc)
             request = problem
         sub.offer((0, error_frame(request)))

@@ -22,9 +22,11 @@ import pydantic
 import uvicorn
 from click.core import ParameterSource
 
-from webchat.app import close_websockets, create_app
+from webchat.app import close_websockets, create_app, open_transcript
+from webchat.export import MEDIA_TYPES, header, render
 from webchat.model import split_host_port
 from webchat.settings import Settings
+from webchat.store import Store, StoreError, scan
 from webchat.tcp import bind_listener, describe_error
 
 USAGE_ERROR = 2
@@ -59,6 +61,7 @@ common_options = [
     option("max_line", type=click.IntRange(1, 16 * 1024 * 1024), metavar="BYTES"),
     option("max_history", type=click.IntRange(1), metavar="N"),
     option("db", metavar="PATH"),
+    option("fsync"),
     option("quiet"),
 ]
 
@@ -112,6 +115,39 @@ def client(**params: Any) -> None:
     run(load(role="client", **typed(**params)))
 
 
+@cli.command("export")
+@click.option("--db", "db", required=True, metavar="PATH", help="the transcript file to read")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(MEDIA_TYPES)),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: one JSON entry a line; csv: RFC 4180; txt: time  direction  peer  text",
+)
+@click.option("--after", type=click.IntRange(0), default=0, help="only entries with a larger id")
+@click.option(
+    "--before", type=click.IntRange(1), default=None, help="only entries with a smaller id"
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.File("w", encoding="utf-8", lazy=True),
+    default="-",
+    help="file to write  [default: stdout]",
+)
+def export_command(db: str, fmt: Any, after: int, before: int | None, output: Any) -> None:
+    """Write a transcript file out, even while a server is using it."""
+    try:
+        output.write(header(fmt))
+        for page in scan(db, after, before):
+            output.write(render(fmt, page))
+    except StoreError as exc:
+        fail(str(exc))
+    except BrokenPipeError:
+        sys.stderr.close()  # `webchat export | head` is not an error
+
+
 def load(**given: Any) -> Settings:
     try:
         settings = Settings(**given)
@@ -146,7 +182,9 @@ def resolve(target: str) -> None:
         fail(f"--connect {target}: {describe_error(exc)}")
 
 
-def describe_start(settings: Settings, http: socket.socket, tcp: socket.socket | None) -> str:
+def describe_start(
+    settings: Settings, http: socket.socket, tcp: socket.socket | None, store: Store
+) -> str:
     host, port = http.getsockname()[:2]
     page = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
     if tcp is not None:
@@ -154,12 +192,9 @@ def describe_start(settings: Settings, http: socket.socket, tcp: socket.socket |
         what = f"TCP server on {tcp_host}:{tcp_port}" + (" (relay on)" if settings.relay else "")
     else:
         what = f"TCP client to {settings.connect}"
-    store = (
-        "transcript in memory"
-        if settings.db is None
-        else f"transcript in memory (--db {settings.db} not durable yet)"
+    return (
+        f"webchat: page at {page} - {what}, {settings.framing} framing, transcript in {store.where}"
     )
-    return f"webchat: page at {page} - {what}, {settings.framing} framing, {store}"
 
 
 class _Server(uvicorn.Server):
@@ -179,8 +214,10 @@ def _signals(loop: asyncio.AbstractEventLoop, on_signal: Callable[[], None]) -> 
             loop.remove_signal_handler(sig)
 
 
-async def serve(settings: Settings, http: socket.socket, tcp: socket.socket | None) -> None:
-    app = create_app(settings, tcp)
+async def serve(
+    settings: Settings, http: socket.socket, tcp: socket.socket | None, store: Store
+) -> None:
+    app = create_app(settings, tcp, store)
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -216,13 +253,17 @@ def run(settings: Settings) -> None:
         assert settings.connect is not None
         resolve(settings.connect)
     http = listen("HTTP", settings.http_host, settings.http_port, "--http-port")
-    click.echo(describe_start(settings, http, tcp))
+    try:
+        store = open_transcript(settings, tcp)
+    except StoreError as exc:
+        fail(str(exc))
+    click.echo(describe_start(settings, http, tcp, store))
     sys.stdout.flush()
     with (
         contextlib.suppress(KeyboardInterrupt),
         asyncio.Runner(loop_factory=_loop_factory()) as runner,
     ):
-        runner.run(serve(settings, http, tcp))
+        runner.run(serve(settings, http, tcp, store))
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -95,6 +95,7 @@ class Hub:
         self._queue_size = queue_size
         self._listeners = list(listeners)
         self.subscribers: set[Subscriber] = set()
+        self._live: set[Subscriber] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -102,7 +103,7 @@ class Hub:
         """Store, then publish: nothing is shown before it is kept."""
         stored = await self.store.append(entries)
         frames = [(entry.id, dumps(entry_dict(entry))) for entry in stored]
-        for sub in self.subscribers:
+        for sub in self._live:
             for frame in frames:
                 sub.offer(frame)
         for listener in self._listeners:
@@ -110,23 +111,30 @@ class Hub:
         return stored
 
     def subscribe(self) -> Subscriber:
-        """Register before replaying, so nothing recorded meanwhile is missed."""
+        """Count a `/ws` endpoint; it gets live entries once `frames` has replayed."""
         sub = Subscriber(self._queue_size)
         self.subscribers.add(sub)
         self._idle.clear()
         return sub
 
+    def go_live(self, sub: Subscriber) -> None:
+        """From now on every recorded entry is queued for `sub`."""
+        if sub in self.subscribers:
+            self._live.add(sub)
+
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
+        self._live.discard(sub)
         if not self.subscribers:
             self._idle.set()
 
     async def frames(self, sub: Subscriber, after: int) -> AsyncIterator[list[str]]:
         """Batches of frames for `sub`: the stored entries after `after`, then live ones.
 
-        Live entries recorded while the replay runs are queued as well; any
-        whose id the replay already covered is skipped, so the switch has no
-        gap and no duplicate.
+        `sub` joins the live fan-out only when a replay page comes back short,
+        so a long replay (a million entries) does not fill its queue; one more
+        read then covers what was published just before it joined. Live entries
+        whose id a read already covered are skipped: no gap and no duplicate.
         """
         last = after
         while True:
@@ -135,7 +143,9 @@ class Hub:
                 last = page[-1].id
                 yield [dumps(entry_dict(entry)) for entry in page]
             if len(page) < _REPLAY_PAGE:
-                break
+                if sub in self._live:
+                    break
+                self.go_live(sub)
         while True:
             batch = await sub.next_batch()
             fresh = [frame for entry_id, frame in batch if entry_id == 0 or entry_id > last]

@@ -158,16 +158,17 @@ def parse_client_frame(raw: str | bytes) -> SendRequest | str:
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]} | {9: "\\t", 10: "\\n", 13: "\\r"}
 
 
-def console_line(entry: Entry) -> str:
-    """The console mirror's line: local time, direction or event, peer, text.
+def printable(text: str) -> str:
+    """Control characters escaped, so a peer cannot drive a terminal or break a log line."""
+    return text if text.isprintable() else text.translate(_CONTROL)
 
-    Control characters are escaped so a peer cannot drive the terminal.
-    """
+
+def console_line(entry: Entry) -> str:
+    """The console mirror's line: local time, direction or event, peer, text."""
     clock = (
         time.strftime("%H:%M:%S", time.localtime(entry.ts)) + f".{int(entry.ts * 1000) % 1000:03d}"
     )
     if isinstance(entry, Message):
-        text = entry.text if entry.text.isprintable() else entry.text.translate(_CONTROL)
-        return f"{clock} {entry.direction:<3} {entry.peer or '*'} {text}"
-    detail = entry.detail if entry.detail.isprintable() else entry.detail.translate(_CONTROL)
+        return f"{clock} {entry.direction:<3} {entry.peer or '*'} {printable(entry.text)}"
+    detail = printable(entry.detail)
     return f"{clock} --- {entry.peer or '-'} {entry.kind}{': ' + detail if detail else ''}"

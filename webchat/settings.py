@@ -32,10 +32,17 @@ class Settings(BaseSettings):
     max_line: int = Field(
         65536, ge=1, le=16 * 1024 * 1024, description="longest message in bytes; longer is split"
     )
-    db: str | None = Field(None, description="transcript file (kept in memory for now)")
+    db: str | None = Field(
+        None,
+        description="transcript file; :memory: keeps nothing (default: one file per endpoint "
+        "in the user data directory)",
+    )
+    fsync: bool = Field(
+        False, description="fsync every commit: survive power loss, not only crashes"
+    )
     quiet: bool = Field(False, description="do not mirror messages and events to stdout")
     max_history: int = Field(
-        100_000, ge=1, description="entries kept in the transcript; the oldest go first"
+        1_000_000, ge=1, description="entries kept in the transcript; the oldest go first"
     )
 
     replay: int = Field(500, ge=0, description="entries a new /ws subscriber gets without ?after=")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Literal, Protocol
@@ -20,6 +22,7 @@ from typing import Any, Literal, Protocol
 from webchat.framing import FLUSH_AFTER, FramingName, make_framer
 from webchat.hub import Hub
 from webchat.model import Entry, Event, Message, iso_utc, peer_name
+from webchat.store import StoreError
 
 READ_SIZE = 64 * 1024
 BACKLOG = 4096
@@ -259,11 +262,22 @@ class _Base(abc.ABC):
                     await record([Message.received(peer.name, p) for p in payloads])
         except OSError as exc:
             reason = describe_error(exc)
+        except StoreError as exc:
+            self._lost(peer, exc)
+            return
         self._peers.pop(peer.name, None)
         peer.writer.close()
         tail: list[Entry] = [Message.received(peer.name, p) for p in framer.flush()]
         tail.append(Event("disconnected", peer.name, peer.drop_reason or reason))
-        await record(tail)
+        with contextlib.suppress(StoreError):
+            await record(tail)
+
+    def _lost(self, peer: Peer, exc: StoreError) -> None:
+        """The transcript cannot keep what this peer says, so stop reading it rather than
+        show messages nobody can find again."""
+        self._peers.pop(peer.name, None)
+        peer.drop(str(exc))
+        sys.stderr.write(f"webchat: error: {exc}; dropped {peer.name}\n")
 
     async def _stop_peers(self) -> None:
         for peer in list(self._peers.values()):
