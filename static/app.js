@@ -1,14 +1,19 @@
 // The page: one WebSocket to /ws, a log of entries, an entry and a Send button.
-// Peer text is only ever set with textContent, never parsed as HTML.
+// Older entries and searches come from the REST API. Peer text is only ever
+// set with textContent, never parsed as HTML.
 "use strict";
 
-const MAX_LINES = 5000; // the DOM keeps the newest lines only, so a long session stays light
+const MAX_LINES = 5000; // while following the tail the DOM keeps the newest lines only
+const PAGE = 200; // entries fetched per scroll-up or search
 const role = document.body.dataset.role;
 const log = document.getElementById("log");
 const statusBadge = document.getElementById("status");
 const form = document.getElementById("send-form");
 const entry = document.getElementById("entry");
 const peerSelect = document.getElementById("peer");
+const search = document.getElementById("search");
+const searchInfo = document.getElementById("search-info");
+const olderButton = document.getElementById("older");
 
 let socket = null;
 let lastId = 0;
@@ -16,7 +21,11 @@ let replayedUpTo = 0;
 let retryDelay = 500;
 let tcpAddress = "";
 const peers = new Set();
-
+let oldestId = 0; // the oldest entry in the log, 0 when it shows none
+let olderDone = false; // nothing older is left to load for this view
+let loadingOlder = false;
+let query = ""; // the active search; "" shows everything
+let arrivedDuringFetch = null; // entries that came while a search was being fetched
 function clock(ts) {
   const d = ts ? new Date(ts) : new Date();
   return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
@@ -29,21 +38,48 @@ function span(cls, text) {
   return el;
 }
 
-function append(cls, ts, parts) {
-  const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
-  const line = document.createElement("div");
-  line.className = "line " + cls;
+function line(cls, ts, parts, id) {
+  const el = document.createElement("div");
+  el.className = "line " + cls;
+  if (id) el.dataset.id = String(id);
   const time = document.createElement("time");
   time.textContent = clock(ts);
   if (ts) time.dateTime = ts;
-  line.append(time, ...parts);
-  log.append(line);
-  while (log.childElementCount > MAX_LINES) log.firstElementChild.remove();
-  if (atBottom) log.scrollTop = log.scrollHeight;
+  el.append(time, ...parts);
+  return el;
+}
+
+function atBottom() {
+  return log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+}
+
+function append(el) {
+  const follow = atBottom();
+  log.append(el);
+  if (follow) {
+    while (log.childElementCount > MAX_LINES) {
+      log.firstElementChild.remove();
+      olderDone = false;
+    }
+    noteOldest();
+    log.scrollTop = log.scrollHeight;
+  }
+}
+
+function prepend(els) {
+  const fromBottom = log.scrollHeight - log.scrollTop;
+  log.prepend(...els);
+  log.scrollTop = log.scrollHeight - fromBottom; // the lines the user was reading stay put
+}
+
+function noteOldest() {
+  const first = log.querySelector(".line[data-id]");
+  oldestId = first ? Number(first.dataset.id) : 0;
+  olderButton.hidden = olderDone || oldestId <= 1;
 }
 
 function say(cls, text) {
-  append(cls, null, [span("text", text)]);
+  append(line(cls, null, [span("text", text)]));
 }
 
 const EVENT_WORDS = {
@@ -54,14 +90,64 @@ const EVENT_WORDS = {
   connect_failed: (e) => `Cannot connect to ${e.peer}: ${e.detail}`,
 };
 
-function showEntry(e) {
+function entryLine(e) {
   if (e.type === "message") {
     const target = e.direction === "out" ? `to ${e.peer || "all"}` : `from ${e.peer}`;
-    append(e.direction, e.ts, [span("dir", e.direction), span("peer", target), span("text", e.text)]);
-  } else {
-    const words = EVENT_WORDS[e.kind] || ((x) => `${x.kind} ${x.peer || ""} ${x.detail}`);
-    append("event " + e.kind, e.ts, [span("text", words(e))]);
+    return line(e.direction, e.ts, [span("dir", e.direction), span("peer", target), span("text", e.text)], e.id);
   }
+  const words = EVENT_WORDS[e.kind] || ((x) => `${x.kind} ${x.peer || ""} ${x.detail}`);
+  return line("event " + e.kind, e.ts, [span("text", words(e))], e.id);
+}
+
+function matches(e) {
+  if (!query) return true;
+  const text = e.type === "message" ? e.text : e.detail;
+  return text.toLowerCase().includes(query.toLowerCase());
+}
+
+async function fetchEntries(before) {
+  const params = new URLSearchParams({ before: String(before), limit: String(PAGE) });
+  if (query) params.set("q", query);
+  const response = await fetch("api/messages?" + params);
+  if (!response.ok) throw new Error(`the transcript answered ${response.status}`);
+  return (await response.json()).messages;
+}
+
+async function loadOlder() {
+  if (loadingOlder || olderDone || oldestId <= 1) return;
+  loadingOlder = true;
+  try {
+    const older = await fetchEntries(oldestId);
+    olderDone = older.length < PAGE;
+    if (older.length) prepend(older.map(entryLine));
+    noteOldest();
+  } catch (err) {
+    say("error", `Could not load older entries: ${err.message}`);
+  } finally {
+    loadingOlder = false;
+  }
+}
+
+async function runSearch() {
+  query = search.value.trim();
+  const upTo = lastId;
+  arrivedDuringFetch = [];
+  let found;
+  try {
+    found = await fetchEntries(upTo + 1);
+  } catch (err) {
+    arrivedDuringFetch = null;
+    say("error", `Search failed: ${err.message}`);
+    return;
+  }
+  const later = arrivedDuringFetch.filter((e) => e.id > upTo && matches(e));
+  arrivedDuringFetch = null;
+  log.replaceChildren(...found.map(entryLine), ...later.map(entryLine));
+  olderDone = found.length < PAGE;
+  noteOldest();
+  log.scrollTop = log.scrollHeight;
+  const shown = found.length + later.length;
+  searchInfo.textContent = query ? `${shown}${olderDone ? "" : "+"} match${shown === 1 ? "" : "es"}` : "";
 }
 
 function trackPeers(e) {
@@ -103,7 +189,9 @@ function onFrame(frame) {
   } else if (frame.type === "message" || frame.type === "event") {
     if (frame.id <= lastId) return; // already shown before a reconnect
     lastId = frame.id;
-    showEntry(frame);
+    if (arrivedDuringFetch) arrivedDuringFetch.push(frame);
+    if (matches(frame)) append(entryLine(frame));
+    if (!oldestId) noteOldest();
     trackPeers(frame);
   } else if (frame.type === "error") {
     say("error", frame.detail);
@@ -140,6 +228,16 @@ form.addEventListener("submit", (ev) => {
   entry.value = "";
   entry.focus();
 });
+
+let searchTimer = 0;
+search.addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(runSearch, 250);
+});
+log.addEventListener("scroll", () => {
+  if (log.scrollTop < 40) loadOlder();
+});
+olderButton.addEventListener("click", loadOlder);
 
 showStatus();
 connect();

@@ -75,7 +75,8 @@ class Running:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._collect, daemon=True).start()
-        match = START.search(self.expect("page at"))
+        self.start_line = self.expect("page at")
+        match = START.search(self.start_line)
         assert match, "the start-up line names the page and the TCP side"
         self.http_port, self.tcp_port = int(match[1]), int(match[2])
 

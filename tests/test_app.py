@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import re
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -241,3 +246,61 @@ def test_page_has_the_seed_layout(client: TestClient) -> None:
         assert needle in html
     assert "<script>" not in html  # no inline script: the CSP to come must not break it
     assert client.get("/static/app.js").status_code == 200
+
+
+def test_each_endpoint_gets_its_own_default_file(data_home: Path) -> None:
+    with make_client() as client:
+        port = tcp_address(client).rpartition(":")[2]
+        assert (data_home / f"server-{port}.sqlite3").is_file()
+    with make_client(role="client", connect="[::1]:7", tcp_port=9000) as client:
+        assert (data_home / "client-__1-7.sqlite3").is_file()
+    with make_client(db=":memory:"):
+        pass
+    assert len(list(data_home.glob("*.sqlite3"))) == 2
+
+
+def test_older_entries_and_search(client: TestClient) -> None:
+    with join(client) as sock:
+        sock.sendall(b"".join(b"line %d%s\n" % (i, b" needle" * (i % 10 == 0)) for i in range(100)))
+        wait_until(lambda: client.get("/api/messages?q=line 99").json()["messages"])
+        name = f"127.0.0.1:{sock.getsockname()[1]}"
+    every = client.get("/api/messages?limit=1000").json()["messages"]
+    last = every[-1]["id"]
+    older = client.get(f"/api/messages?before={last}&limit=3").json()["messages"]
+    assert [m["id"] for m in older] == [last - 3, last - 2, last - 1]
+    found = client.get("/api/messages?q=NEEDLE&limit=4").json()["messages"]
+    assert [m["text"] for m in found] == [
+        "line 0 needle",
+        "line 10 needle",
+        "line 20 needle",
+        "line 30 needle",
+    ]
+    newest = client.get(f"/api/messages?q=needle&before={last}&limit=2").json()["messages"]
+    assert [m["text"] for m in newest] == ["line 80 needle", "line 90 needle"]
+    by_peer = client.get("/api/messages", params={"peer": name, "direction": "in", "limit": 1000})
+    assert len(by_peer.json()["messages"]) == 100
+    assert client.get("/api/messages?direction=sideways").status_code == 422
+    assert client.get("/api/messages?q=").status_code == 422
+
+
+def test_export_downloads_every_format(client: TestClient) -> None:
+    with join(client) as sock:
+        sock.sendall('a, "quoted"\nünï\n'.encode())
+        wait_until(lambda: client.get("/api/messages?q=ünï").json()["messages"])
+    for fmt, media in [
+        ("jsonl", "application/x-ndjson"),
+        ("csv", "text/csv"),
+        ("txt", "text/plain"),
+    ]:
+        response = client.get(f"/api/export?format={fmt}")
+        assert response.status_code == 200 and response.headers["content-type"].startswith(media)
+        assert re.fullmatch(
+            rf'attachment; filename="webchat-server-\d{{8}}T\d{{6}}Z\.{fmt}"',
+            response.headers["content-disposition"],
+        )
+        assert "ünï" in response.text
+    rows = list(csv.DictReader(io.StringIO(client.get("/api/export?format=csv").text)))
+    assert [r["text"] for r in rows if r["type"] == "message"] == ['a, "quoted"', "ünï"]
+    lines = client.get("/api/export?format=jsonl&after=1&before=4").text.splitlines()
+    assert [json.loads(x)["id"] for x in lines] == [2, 3]
+    assert client.get("/api/export?format=xml").status_code == 422

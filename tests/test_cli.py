@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import csv
+import io
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-from tests.conftest import Running, dial, recv_until
+from tests.conftest import Running, dial, recv_until, wait_until
 
 
 def webchat(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -125,3 +132,126 @@ def test_signal_closes_peers_with_fin_websockets_with_1001_and_exits_0(
         assert recv_until(sock, b"\n") == b""  # FIN: the peer reads end-of-stream, not a reset
         assert server.proc.wait(5) == 0
         assert time.monotonic() - started < 5
+
+
+def test_start_line_names_the_transcript_file(tmp_path: Path) -> None:
+    db = tmp_path / "named.sqlite3"
+    running = Running("server", "--tcp-port", "0", "--http-port", "0", "--db", str(db))
+    try:
+        assert running.start_line.endswith(f"transcript in {db}")
+    finally:
+        running.stop()
+    memory = Running("server", "--tcp-port", "0", "--http-port", "0", "--db", ":memory:")
+    try:
+        assert "transcript in memory" in memory.start_line
+    finally:
+        memory.stop()
+
+
+def test_a_bad_transcript_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"\x00garbage" * 1000)
+    result = webchat("server", "--tcp-port", "0", "--http-port", "0", "--db", str(junk))
+    one_line_error(result, 1, f"{junk} is not an SQLite database")
+    one_line_error(webchat("export", "--db", str(junk)), 1, str(junk))
+    one_line_error(webchat("export", "--db", str(tmp_path / "none.db")), 1, "does not exist")
+    one_line_error(webchat("export"), 2, "--db")
+
+
+def acknowledged_traffic(running: Running, stop_after: int) -> tuple[dict[int, str], set[int]]:
+    """POSTs and inbound lines at once until `stop_after` POSTs were acknowledged, then
+    `kill -9`. Returns the acknowledged sends and the ids a WebSocket was shown."""
+    base = f"http://127.0.0.1:{running.http_port}"
+    shown: set[int] = set()
+    acked: dict[int, str] = {}
+    with (
+        dial(f"127.0.0.1:{running.tcp_port}") as peer,
+        ws_connect(f"ws://127.0.0.1:{running.http_port}/ws") as ws,
+        httpx.Client(base_url=base, timeout=10) as http,
+    ):
+        wait_until(lambda: http.get("/api/status").json()["peers"])
+
+        def inbound() -> None:
+            for i in range(3000):
+                peer.sendall(b"in %d\n" % i)
+
+        def watch() -> None:
+            with contextlib.suppress(ConnectionClosed, TimeoutError):
+                while True:
+                    frame = json.loads(ws.recv(timeout=5))
+                    if frame.get("type") == "message" and frame["direction"] == "in":
+                        shown.add(frame["id"])
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (inbound, watch)]
+        for thread in threads:
+            thread.start()
+        for i in range(stop_after):
+            response = http.post("/api/messages", json={"text": f"post {i}"})
+            assert response.status_code == 202
+            acked[response.json()["id"]] = f"post {i}"
+        running.proc.kill()
+        running.proc.wait(5)
+        threads[1].join(10)
+    return acked, shown
+
+
+def test_kill_9_loses_nothing_acknowledged_and_ids_continue(tmp_path: Path) -> None:
+    db = str(tmp_path / "crash.sqlite3")
+    first = Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--db", db)
+    try:
+        acked, shown = acknowledged_traffic(first, 200)
+    finally:
+        first.stop()
+    assert len(acked) == 200 and shown
+    second = Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--db", db)
+    try:
+        base = f"http://127.0.0.1:{second.http_port}"
+        entries = httpx.get(f"{base}/api/messages?limit=10000").json()["messages"]
+        while len(entries) % 10000 == 0 and entries:
+            more = httpx.get(f"{base}/api/messages?limit=10000&after={entries[-1]['id']}")
+            entries += more.json()["messages"]
+        by_id = {e["id"]: e for e in entries}
+        ids = [e["id"] for e in entries]
+        assert ids == sorted(set(ids))
+        assert {i: by_id[i]["text"] for i in acked} == acked
+        assert shown <= by_id.keys()
+        newest = entries[-1]
+        assert (
+            newest["kind"] == "listening"
+            and newest["id"] > max(acked)
+            and newest["id"] > max(shown)
+        )
+        resume_at = ids[len(ids) // 2]
+        with ws_connect(f"ws://127.0.0.1:{second.http_port}/ws?after={resume_at}") as ws:
+            replayed: list[int] = []
+            while not replayed or replayed[-1] != newest["id"]:
+                frame = json.loads(ws.recv(timeout=5))
+                if frame["type"] in ("message", "event"):
+                    replayed.append(frame["id"])
+        assert replayed == [i for i in ids if i > resume_at]
+    finally:
+        second.stop()
+
+
+def test_export_writes_a_live_transcript_offline(tmp_path: Path) -> None:
+    db = tmp_path / "live.sqlite3"
+    running = Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--db", str(db))
+    try:
+        with dial(f"127.0.0.1:{running.tcp_port}") as sock:
+            sock.sendall(b"first, with comma\nsecond\n")
+            base = f"http://127.0.0.1:{running.http_port}"
+            wait_until(lambda: httpx.get(f"{base}/api/messages?q=second").json()["messages"])
+        out = tmp_path / "out.csv"
+        result = webchat("export", "--db", str(db), "--format", "csv", "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        rows = list(csv.DictReader(io.StringIO(out.read_text("utf-8"), newline="")))
+        assert [r["text"] for r in rows if r["type"] == "message"] == [
+            "first, with comma",
+            "second",
+        ]
+        jsonl = webchat("export", "--db", str(db), "--after", "1")
+        assert json.loads(jsonl.stdout.splitlines()[0])["id"] == 2
+        txt = webchat("export", "--db", str(db), "--format", "txt").stdout
+        assert re.search(r"Z  in   127\.0\.0\.1:\d+  second$", txt, re.M)
+    finally:
+        running.stop()

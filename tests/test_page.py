@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 
@@ -120,3 +121,50 @@ def test_reload_resumes_without_duplicates(page: Page, server: Running) -> None:
     page.reload()
     expect(page.get_by_role("log")).to_contain_text("disconnected")
     expect(page.locator(".line", has_text="once")).to_have_count(1)
+
+
+def test_scrolling_up_loads_older_entries(page: Page, server: Running) -> None:
+    with dial(f"127.0.0.1:{server.tcp_port}") as sock:
+        sock.sendall(b"".join(b"row %d\n" % i for i in range(800)))
+        expect(page.get_by_role("log")).to_contain_text("row 799")
+    page.reload()
+    log = page.get_by_role("log")
+    expect(log).to_contain_text("row 799")
+    expect(page.locator(".line", has_text="row 100")).to_have_count(0)
+    for _ in range(5):
+        log.evaluate("el => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }")
+        page.wait_for_timeout(200)
+    expect(page.locator(".line", has_text=re.compile(r"^.*row 0$"))).to_have_count(1)
+    expect(page.locator(".line", has_text="row 100")).to_have_count(1)
+    expect(page.get_by_role("button", name="Load older entries")).to_be_hidden()
+    ids = page.locator(".line[data-id]").evaluate_all("els => els.map(e => Number(e.dataset.id))")
+    assert ids == sorted(set(ids)) and len(ids) == ids[-1]
+
+
+def test_search_filters_the_log_and_clearing_restores_it(page: Page, server: Running) -> None:
+    with dial(f"127.0.0.1:{server.tcp_port}") as sock:
+        sock.sendall(b"apple pie\nbanana split\nApple tart\n")
+        log = page.get_by_role("log")
+        expect(log).to_contain_text("Apple tart")
+        page.get_by_label("Search the transcript").fill("apple")
+        expect(page.locator("#search-info")).to_have_text("2 matches")
+        expect(log).not_to_contain_text("banana")
+        sock.sendall(b"cherry\napple crumble\n")
+        expect(log).to_contain_text("apple crumble")
+        expect(log).not_to_contain_text("cherry")
+        page.get_by_label("Search the transcript").fill("")
+        expect(log).to_contain_text("banana split")
+        expect(log).to_contain_text("cherry")
+        expect(page.locator("#search-info")).to_have_text("")
+
+
+def test_download_button_exports_the_transcript(page: Page, server: Running) -> None:
+    with dial(f"127.0.0.1:{server.tcp_port}") as sock:
+        sock.sendall(b"keep me\n")
+        expect(page.get_by_role("log")).to_contain_text("keep me")
+    with page.expect_download() as info:
+        page.get_by_role("link", name="txt").click()
+    download = info.value
+    assert download.suggested_filename.startswith("webchat-server-")
+    text = download.path().read_text(encoding="utf-8")
+    assert re.search(r"  in   127\.0\.0\.1:\d+  keep me$", text, re.M)

@@ -341,7 +341,8 @@ class SqliteStore:
                 conn.executemany(f"INSERT INTO entries ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite rolls back by itself on some errors
+                    conn.execute("ROLLBACK")
                 raise
             if rows and rows[-1][0] - self._first >= self._max:
                 self._prune(rows[-1][0])
@@ -406,7 +407,7 @@ def select(
             where.append("kind = ?")
             params.append(match.direction)
         if match.text is not None:
-            where.append("body LIKE ? ESCAPE '\\'")
+            where.append("CAST(body AS TEXT) LIKE ? ESCAPE '\\'")
             escaped = match.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             params.append(f"%{escaped}%")
     order = "DESC" if newest_first else "ASC"

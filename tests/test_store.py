@@ -1,0 +1,206 @@
+"""Both store engines behind one interface, and the SQLite file's promises and failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from webchat.hub import Hub
+from webchat.model import Event, Message
+from webchat.store import SCHEMA, Match, MemoryStore, SqliteStore, Store, StoreError, scan
+
+pytestmark = pytest.mark.anyio
+
+
+def line(text: str, peer: str = "127.0.0.1:1") -> Message:
+    return Message.received(peer, text.encode())
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    engine: Store = (
+        MemoryStore(1000)
+        if request.param == "memory"
+        else SqliteStore(str(tmp_path / "t.db"), 1000)
+    )
+    yield engine
+    await engine.close()
+
+
+async def test_entries_come_back_with_ids_and_exact_bytes(store: Store) -> None:
+    raw = Message.received("[::1]:7", b"caf\xc3\xa9 \xff\x00end")
+    stored = await store.append(
+        [Event("listening", None, "waiting"), raw, Message.sent(None, "hi")]
+    )
+    assert [e.id for e in stored] == [1, 2, 3] and store.last_id == 3
+    back = await store.read(0, 10)
+    assert back == stored
+    message = back[1]
+    assert isinstance(message, Message)
+    assert message.data == b"caf\xc3\xa9 \xff\x00end" and message.text == "café \ufffd\x00end"
+
+
+async def test_reads_by_range_in_either_order(store: Store) -> None:
+    await store.append([line(str(i)) for i in range(1, 21)])
+    assert [e.id for e in await store.read(5, 3)] == [6, 7, 8]
+    assert [e.id for e in await store.read(0, 3, before=10, newest_first=True)] == [9, 8, 7]
+    assert [e.id for e in await store.read(15, 100, before=18)] == [16, 17]
+    assert await store.read(20, 5) == [] and await store.read(0, 0) == []
+
+
+async def test_search_by_text_peer_and_direction(store: Store) -> None:
+    await store.append(
+        [
+            line("Hello World", "a:1"),
+            line("100% _literal_", "b:2"),
+            Message.sent("a:1", "hello back"),
+            Event("connected", "a:1", "HELLO event"),
+        ]
+    )
+
+    async def ids(match: Match) -> list[int]:
+        return [e.id for e in await store.read(0, 10, match=match)]
+
+    assert await ids(Match(text="hello")) == [1, 3, 4]
+    assert await ids(Match(text="hello", direction="in")) == [1]
+    assert await ids(Match(peer="a:1", direction="out")) == [3]
+    assert await ids(Match(text="0% _")) == [2]
+    assert await ids(Match(text="%")) == [2]
+    assert await ids(Match(text="_l")) == [2]
+    assert await ids(Match(text="nowhere")) == []
+
+
+async def test_oldest_entries_are_pruned_beyond_the_limit(tmp_path: Path) -> None:
+    for store in (MemoryStore(10), SqliteStore(str(tmp_path / "p.db"), 10)):
+        for i in range(60):
+            await store.append([line(str(i))])
+        kept = await store.read(0, 1000)
+        assert kept[-1].id == 60 and [e.id for e in kept[-10:]] == list(range(51, 61))
+        assert len(kept) <= 13
+        await store.close()
+
+
+async def test_ids_continue_across_restarts_and_commits_are_visible_to_others(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "r.db")
+    first = SqliteStore(path, 1000)
+    await first.append([line("a"), line("b")])
+    with sqlite3.connect(path) as other:  # committed before append returned
+        assert other.execute("SELECT count(*) FROM entries").fetchone() == (2,)
+    await first.close()
+    second = SqliteStore(path, 1000)
+    assert second.last_id == 2
+    assert [e.id for e in await second.append([line("c")])] == [3]
+    await second.close()
+
+
+async def test_concurrent_appends_commit_in_order_and_in_groups(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "g.db"), 100_000)
+    results = await asyncio.gather(*(store.append([line(str(i))]) for i in range(2000)))
+    assert [r[0].id for r in results] == list(range(1, 2001))
+    assert [e.id for e in await store.read(0, 5000)] == list(range(1, 2001))
+    await store.close()
+
+
+async def test_replay_switches_to_live_without_gap_or_duplicate_under_traffic(
+    tmp_path: Path,
+) -> None:
+    hub = Hub(SqliteStore(str(tmp_path / "l.db"), 1_000_000), 100_000)
+    await hub.record([line(f"old {i}") for i in range(3000)])
+    writing = True
+
+    async def traffic() -> None:
+        n = 0
+        while writing and n < 5000:
+            await hub.record([line(f"live {n}")])
+            n += 1
+
+    writer = asyncio.create_task(traffic())
+    sub = hub.subscribe()
+    seen: list[int] = []
+    async with asyncio.timeout(30):
+        async for batch in hub.frames(sub, 0):
+            seen += [json.loads(f)["id"] for f in batch]
+            if len(seen) > 3500:
+                writing = False
+            if writer.done() and seen[-1] == hub.store.last_id:
+                break
+    assert seen == list(range(1, len(seen) + 1)) and len(seen) > 3500
+    await hub.store.close()
+
+
+def write_file(path: Path, content: bytes) -> str:
+    path.write_bytes(content)
+    return str(path)
+
+
+def newer_schema(path: Path) -> str:
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA + 1}")
+    return str(path)
+
+
+def foreign_database(path: Path) -> str:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE notes (x)")
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (
+            lambda p: write_file(p, b"this is not a database at all" * 200),
+            "is not an SQLite database",
+        ),
+        (newer_schema, "newer webchat"),
+        (foreign_database, "not a webchat transcript"),
+        (lambda p: (p.mkdir(), str(p))[1], "cannot be opened"),
+    ],
+    ids=["not-sqlite", "newer-schema", "foreign", "directory"],
+)
+async def test_a_file_that_is_not_ours_gets_one_clear_line(
+    tmp_path: Path, make: object, says: str
+) -> None:
+    path = make(tmp_path / "x.db")  # type: ignore[operator]
+    with pytest.raises(StoreError) as failure:
+        SqliteStore(path, 10)
+    message = str(failure.value)
+    assert path in message and says in message and "\n" not in message
+
+
+async def test_one_file_has_one_writer(tmp_path: Path) -> None:
+    path = str(tmp_path / "w.db")
+    owner = SqliteStore(path, 10)
+    with pytest.raises(StoreError, match="in use by another webchat"):
+        SqliteStore(path, 10)
+    await owner.close()
+    SqliteStore(path, 10)._unlock()
+
+
+async def test_a_full_disk_fails_the_append_and_every_later_one(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "f.db"), 10**6)
+    store._conn.execute("PRAGMA max_page_count = 8")  # SQLITE_FULL once the file would grow
+    with pytest.raises(StoreError, match="disk is full"):
+        await store.append([line("x" * 4000) for _ in range(50)])
+    with pytest.raises(StoreError, match="disk is full"):
+        await store.append([line("more")])
+    await store.close()
+
+
+async def test_scan_reads_a_live_file_in_pages(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    store = SqliteStore(path, 10_000)
+    await store.append([line(str(i)) for i in range(2500)])
+    pages = list(scan(path, after=100, before=2401))
+    assert [len(p) for p in pages] == [1000, 1000, 300]
+    assert pages[0][0].id == 101 and pages[-1][-1].id == 2400
+    await store.close()
+    with pytest.raises(StoreError, match="does not exist"):
+        list(scan(str(tmp_path / "missing.db")))
