@@ -9,7 +9,10 @@ COPY templates ./templates
 COPY static ./static
 RUN pip install . && rm -rf /src
 
-RUN useradd --create-home --uid 10001 webchat
+# The transcript outlives the container in a volume: one SQLite file per endpoint under /data/webchat.
+RUN useradd --create-home --uid 10001 webchat && mkdir /data && chown webchat /data
+ENV XDG_DATA_HOME=/data
+VOLUME /data
 USER webchat
 WORKDIR /home/webchat
 

@@ -17,6 +17,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -64,8 +65,12 @@ class Server:
 
 @contextlib.asynccontextmanager
 async def webchat(*flags: str) -> AsyncIterator[Server]:
-    """A `webchat server` process on free ports; killed (by PID) when the workload ends."""
+    """A `webchat server` process on free ports, with a temporary transcript file (the
+    default durable store) unless `flags` choose one; killed by PID when the workload ends."""
     args = [sys.executable, "-m", "webchat", "server", "--tcp-port", "0", "--http-port", "0"]
+    scratch = tempfile.TemporaryDirectory(prefix="webchat-bench-")
+    if "--db" not in flags:
+        flags = (*flags, "--db", str(Path(scratch.name) / "bench.sqlite3"))
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once per workload, outside the timing
         [*args, "--quiet", *flags], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
@@ -85,6 +90,7 @@ async def webchat(*flags: str) -> AsyncIterator[Server]:
             proc.wait()
         if proc.stdout:
             proc.stdout.close()
+        scratch.cleanup()
 
 
 async def open_tcp(server: Server) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -156,8 +162,8 @@ async def pair(*flags: str) -> AsyncIterator[Pair]:
             await ws.close()
 
 
-async def tcp_to_ws(c: Counts) -> float:
-    async with pair() as p:
+async def tcp_to_ws(c: Counts, *flags: str) -> float:
+    async with pair(*flags) as p:
         tag = uuid.uuid4().hex[:8]
         counting = count_messages(p.ws, tag, c.lines)
         block = payload(tag, 64) * 1000
@@ -165,8 +171,13 @@ async def tcp_to_ws(c: Counts) -> float:
         return c.lines / elapsed
 
 
-async def ws_to_tcp(c: Counts) -> float:
-    async with pair() as p:
+async def durability_cost(c: Counts) -> float:
+    """tcp→ws on the default SQLite file over the same on `--db :memory:`."""
+    return await tcp_to_ws(c) / await tcp_to_ws(c, "--db", ":memory:")
+
+
+async def ws_to_tcp(c: Counts, *flags: str) -> float:
+    async with pair(*flags) as p:
         frame = json.dumps({"type": "send", "text": "m" * 63})
         started = time.perf_counter()
 
@@ -196,8 +207,8 @@ async def ws_to_tcp(c: Counts) -> float:
         return c.sends / elapsed
 
 
-async def round_trip(c: Counts) -> tuple[float, float]:
-    async with pair() as p:
+async def round_trip(c: Counts, *flags: str) -> tuple[float, float]:
+    async with pair(*flags) as p:
         ws, reader, writer = p.ws, p.reader, p.writer
         samples = []
         for i in range(c.round_trips):
@@ -306,6 +317,7 @@ WORKLOADS: list[tuple[str, str, Workload]] = [
     ("bulk (raw)", "MiB/s", bulk),
     ("idle TCP peer", "RSS KB each", idle_tcp),
     ("idle WebSocket", "RSS KB each", idle_ws),
+    ("durability cost", "SQLite/memory", durability_cost),
 ]
 
 

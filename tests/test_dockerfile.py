@@ -51,3 +51,8 @@ def test_copies_what_the_wheel_needs() -> None:
     copied = " ".join(values("COPY"))
     for part in ("pyproject.toml", "webchat", "templates", "static"):
         assert part in copied
+
+
+def test_keeps_the_transcript_in_a_volume() -> None:
+    assert values("VOLUME") == ["/data"]
+    assert "XDG_DATA_HOME=/data" in values("ENV")

@@ -41,7 +41,7 @@ from webchat.model import (
 )
 from webchat.settings import Settings
 from webchat.store import PAGE, Match, Store, StoreError, open_store
-from webchat.tcp import Role, SendError, TcpClient, TcpServer, bind_listener
+from webchat.tcp import STOP_TIMEOUT, Role, SendError, TcpClient, TcpServer, bind_listener
 
 try:
     VERSION = version("webchat")
@@ -49,6 +49,9 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     VERSION = "0.0.0"
 
 MAX_PAGE = 10_000
+MAX_IN_FLIGHT = 256
+"""Sends from one WebSocket waiting for their commit at once: enough for group commit to
+batch them, few enough that a client cannot pile up work."""
 POLICY_VIOLATION = 1008
 
 
@@ -120,6 +123,7 @@ def create_app(
     already, so their errors are one line before anything starts."""
     holder: list[Runtime] = []
     given_store = store
+    sending: set[asyncio.Task[None]] = set()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -136,6 +140,8 @@ def create_app(
             yield
         finally:
             await close_websockets(app)
+            if sending:
+                await asyncio.wait(sending, timeout=STOP_TIMEOUT)
             await role.stop()
             await store.close()
 
@@ -258,15 +264,27 @@ def create_app(
         sub.offer((0, error_frame(request)))
 
     async def read_frames(ws: WebSocket, sub: Subscriber) -> None:
+        """Each frame is handled in its own task, started in arrival order (so ids follow
+        it) and not awaited here, so a fast sender's frames share group commits."""
+        in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+        def finished(task: asyncio.Task[None]) -> None:
+            sending.discard(task)
+            in_flight.release()
+
         while True:
             await sub.wait_for_room()
+            await in_flight.acquire()
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 sub.close(message.get("code", 1000), "")
                 return
             if message.get("text") is not None:
-                await handle_frame(message["text"], sub)
+                task = asyncio.create_task(handle_frame(message["text"], sub))
+                sending.add(task)
+                task.add_done_callback(finished)
             else:
+                in_flight.release()
                 sub.offer((0, error_frame("send JSON in text frames, not binary ones")))
 
     @app.websocket("/ws")
