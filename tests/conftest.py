@@ -60,7 +60,10 @@ def recv_until(sock: socket.socket, ending: bytes, limit: int = 1 << 20) -> byte
     return data
 
 
-START = re.compile(r"page at http://127\.0\.0\.1:(\d+)/ - TCP (?:server on|client to) [\d.]+:(\d+)")
+START = re.compile(
+    r"page at http://127\.0\.0\.1:(\d+)/(?:\?token=(\S+))?(?: \(token required\))? - "
+    r"TCP (?:server on|client to) [\d.]+:(\d+)"
+)
 
 
 class Running:
@@ -78,7 +81,7 @@ class Running:
         self.start_line = self.expect("page at")
         match = START.search(self.start_line)
         assert match, "the start-up line names the page and the TCP side"
-        self.http_port, self.tcp_port = int(match[1]), int(match[2])
+        self.http_port, self.token, self.tcp_port = int(match[1]), match[2], int(match[3])
 
     def _collect(self) -> None:
         assert self.proc.stdout is not None

@@ -255,3 +255,47 @@ def test_export_writes_a_live_transcript_offline(tmp_path: Path) -> None:
         assert re.search(r"Z  in   127\.0\.0\.1:\d+  second$", txt, re.M)
     finally:
         running.stop()
+
+
+def test_off_loopback_a_token_is_generated_and_the_bare_url_refused() -> None:
+    running = Running("server", "--tcp-port", "0", "--http-port", "0", "--http-host", "0.0.0.0")
+    try:
+        assert running.token and len(running.token) >= 24
+        base = f"http://127.0.0.1:{running.http_port}"
+        assert httpx.get(f"{base}/").status_code == 401
+        assert httpx.get(f"{base}/api/status").status_code == 401
+        with httpx.Client(base_url=base) as browser:
+            page = browser.get(f"/?token={running.token}")
+            assert page.status_code == 200 and "HttpOnly" in page.headers["set-cookie"]
+            assert browser.get("/api/status").status_code == 200  # by the cookie
+            cookie = page.headers["set-cookie"].split(";")[0]
+        with ws_connect(
+            f"ws://127.0.0.1:{running.http_port}/ws", additional_headers={"Cookie": cookie}
+        ) as ws:
+            assert '"hello"' in str(ws.recv(timeout=5))
+        with pytest.raises(Exception, match="401"):
+            ws_connect(f"ws://127.0.0.1:{running.http_port}/ws").close()
+    finally:
+        running.stop()
+
+
+def test_no_auth_off_loopback_warns(tmp_path: Path) -> None:
+    running = Running(
+        "server", "--tcp-port", "0", "--http-port", "0", "--http-host", "0.0.0.0", "--no-auth"
+    )
+    try:
+        assert running.token is None
+        assert httpx.get(f"http://127.0.0.1:{running.http_port}/api/status").status_code == 200
+    finally:
+        running.proc.kill()
+        assert running.proc.stderr is not None
+        warning = running.proc.stderr.read()
+        running.stop()
+    assert "warning: --no-auth" in warning
+
+
+def test_bad_access_flags_exit_2_with_one_line() -> None:
+    one_line_error(webchat("server", "--allow", "example.org"), 2, "--allow")
+    one_line_error(webchat("server", "--deny", "10.0.0.0/33"), 2, "--deny")
+    one_line_error(webchat("server", "--token", "short"), 2, "token")
+    one_line_error(webchat("server", "--idle-timeout", "0"), 2, "--idle-timeout")

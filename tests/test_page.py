@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -168,3 +172,92 @@ def test_download_button_exports_the_transcript(page: Page, server: Running) -> 
     assert download.suggested_filename.startswith("webchat-server-")
     text = download.path().read_text(encoding="utf-8")
     assert re.search(r"  in   127\.0\.0\.1:\d+  keep me$", text, re.M)
+
+
+@pytest.fixture
+def other_site(tmp_path: Path) -> Iterator[str]:
+    """A page on another port, with no CSP of its own: the attacker's site."""
+    (tmp_path / "index.html").write_text("<!doctype html><title>elsewhere</title>")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as site:
+        threading.Thread(target=site.serve_forever, daemon=True).start()
+        yield f"http://127.0.0.1:{site.server_address[1]}/"
+        site.shutdown()
+
+
+OPEN_WS = """url => new Promise(done => {
+  const ws = new WebSocket(url);
+  ws.onopen = () => { ws.close(); done("open"); };
+  ws.onclose = () => done("refused");
+})"""
+
+
+def test_a_page_from_another_port_cannot_open_the_websocket(
+    browser: Browser, server: Running, other_site: str
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(other_site)
+    url = f"ws://127.0.0.1:{server.http_port}/ws"
+    assert page.evaluate(OPEN_WS, url) == "refused"
+    own = context.new_page()
+    own.goto(f"http://127.0.0.1:{server.http_port}/")
+    assert own.evaluate(OPEN_WS, url) == "open"
+    context.close()
+
+
+def test_allow_origin_lets_a_named_site_in(browser: Browser, other_site: str) -> None:
+    origin = other_site.rstrip("/")
+    running = Running(
+        "server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--allow-origin", origin
+    )
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(other_site)
+        assert page.evaluate(OPEN_WS, f"ws://127.0.0.1:{running.http_port}/ws") == "open"
+        context.close()
+    finally:
+        running.stop()
+
+
+def test_the_page_works_under_its_csp_with_no_violation(browser: Browser, server: Running) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    complaints: list[str] = []
+    page.on(
+        "console", lambda m: complaints.append(m.text) if "Content Security" in m.text else None
+    )
+    response = page.goto(f"http://127.0.0.1:{server.http_port}/")
+    assert (
+        response is not None and "script-src 'self'" in response.headers["content-security-policy"]
+    )
+    expect(page.locator("#status")).to_contain_text("WebSocket open")
+    with dial(f"127.0.0.1:{server.tcp_port}") as sock:
+        sock.sendall(b"under csp\n")
+        expect(page.get_by_role("log")).to_contain_text("under csp")
+    assert complaints == []
+    context.close()
+
+
+def test_the_page_opened_with_its_token_works_and_the_bare_page_is_refused(
+    browser: Browser,
+) -> None:
+    running = Running(
+        "server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--http-host", "0.0.0.0"
+    )
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        bare = page.goto(f"http://127.0.0.1:{running.http_port}/")
+        assert bare is not None and bare.status == 401
+        page.goto(f"http://127.0.0.1:{running.http_port}/?token={running.token}")
+        expect(page.locator("#status")).to_contain_text("WebSocket open")
+        with dial(f"127.0.0.1:{running.tcp_port}") as sock:
+            page.get_by_label("Message").fill("authorised")
+            expect(page.locator("#peer option")).to_have_count(2)
+            page.get_by_label("Message").press("Enter")
+            assert recv_until(sock, b"\n") == b"authorised\n"
+        context.close()
+    finally:
+        running.stop()

@@ -8,7 +8,9 @@ becomes a 4xx with `detail` on REST and an `error` frame on `/ws`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import re
 import socket
 import sys
@@ -21,7 +23,10 @@ from typing import Annotated, Any, Literal
 
 import platformdirs
 from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -39,6 +44,7 @@ from webchat.model import (
     parse_client_frame,
     split_host_port,
 )
+from webchat.security import Guard, PeerRules
 from webchat.settings import Settings
 from webchat.store import PAGE, Match, Store, StoreError, open_store
 from webchat.tcp import STOP_TIMEOUT, Role, SendError, TcpClient, TcpServer, bind_listener
@@ -49,6 +55,8 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     VERSION = "0.0.0"
 
 MAX_PAGE = 10_000
+MAX_ID = 2**63 - 1
+"""The largest id a store can hold (SQLite's INTEGER); larger query values are 422."""
 MAX_IN_FLIGHT = 256
 """Sends from one WebSocket waiting for their commit at once: enough for group commit to
 batch them, few enough that a client cannot pile up work."""
@@ -104,6 +112,7 @@ def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> R
         "max_line": settings.max_line,
         "write_limit": settings.write_limit,
         "drain_timeout": settings.drain_timeout,
+        "idle_timeout": settings.idle_timeout,
     }
     if settings.role == "client":
         if settings.connect is None:
@@ -111,8 +120,14 @@ def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> R
         host, port = split_host_port(settings.connect)
         return TcpClient(hub, host, port, **common)
     assert tcp_sock is not None
+    rules = PeerRules(settings.allow, settings.deny)
     return TcpServer(
-        hub, tcp_sock, max_clients=settings.max_clients, relay=settings.relay, **common
+        hub,
+        tcp_sock,
+        max_clients=settings.max_clients,
+        relay=settings.relay,
+        refusal=rules.refusal,
+        **common,
     )
 
 
@@ -150,6 +165,14 @@ def create_app(
         version=VERSION,
         summary="A raw TCP server or client role, bridged to the browser.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(
+        Guard,
+        token=settings.token,
+        allowed_origins=settings.allow_origin,
+        max_body=settings.max_body,
     )
     templates = Jinja2Templates(directory=_resource_dir("templates"))
     app.mount("/static", StaticFiles(directory=_resource_dir("static")), name="static")
@@ -167,6 +190,21 @@ def create_app(
         title = "TCP Server" if settings.role == "server" else "TCP Client"
         context = {"title": title, "role": settings.role, "version": VERSION}
         return templates.TemplateResponse(request, "index.html", context)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's own handler fails (500) on a body that is not UTF-8; show it replaced."""
+        errors = [
+            {**e, "input": e["input"].decode("utf-8", "replace")}
+            if isinstance(e.get("input"), bytes)
+            else e
+            for e in exc.errors()
+        ]
+        return JSONResponse({"detail": jsonable_encoder(errors)}, 422)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return docs_page(app.title)
 
     @app.get("/healthz", summary="Liveness probe")
     async def healthz() -> dict[str, str]:
@@ -198,10 +236,14 @@ def create_app(
 
     @app.get("/api/messages", summary="Transcript entries by id range, optionally searched")
     async def list_messages(
-        after: Annotated[int, Query(ge=0, description="only ids above this")] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_ID, description="only ids above this")] = 0,
         before: Annotated[
             int | None,
-            Query(ge=1, description="only ids below this; then the page is the newest below it"),
+            Query(
+                ge=1,
+                le=MAX_ID,
+                description="only ids below this; then the page is the newest below it",
+            ),
         ] = None,
         limit: Annotated[int, Query(ge=1, description=f"clamped to {MAX_PAGE}")] = 100,
         q: Annotated[
@@ -230,8 +272,8 @@ def create_app(
     )
     async def export(
         format: Format = "jsonl",
-        after: Annotated[int, Query(ge=0)] = 0,
-        before: Annotated[int | None, Query(ge=1)] = None,
+        after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+        before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     ) -> StreamingResponse:
         store = runtime().hub.store
 
@@ -292,7 +334,7 @@ def create_app(
         await ws.accept()
         rt = runtime()
         after_text = ws.query_params.get("after")
-        if after_text is not None and not after_text.isdigit():
+        if after_text is not None and not (after_text.isdigit() and int(after_text) <= MAX_ID):
             await ws.send_text(
                 error_frame("after must be a whole number of 0 or more, an entry id")
             )
@@ -330,6 +372,23 @@ def create_app(
                 await reader
 
     return app
+
+
+def docs_page(title: str) -> HTMLResponse:
+    """Swagger UI under a CSP that allows its one inline script by hash, not 'unsafe-inline'."""
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} - API")
+    body = bytes(page.body).decode()
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in re.findall(r"<script>(.*?)</script>", body, re.S)
+    )
+    cdn = "https://cdn.jsdelivr.net"
+    page.headers["content-security-policy"] = (
+        f"default-src 'self'; script-src 'self' {cdn} {hashes}; style-src 'self' {cdn}; "
+        "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+        "frame-ancestors 'none'"
+    )
+    return page
 
 
 async def close_websockets(app: FastAPI) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import signal
 import socket
 import sys
@@ -25,6 +26,7 @@ from click.core import ParameterSource
 from webchat.app import close_websockets, create_app, open_transcript
 from webchat.export import MEDIA_TYPES, header, render
 from webchat.model import split_host_port
+from webchat.security import is_loopback, network
 from webchat.settings import Settings
 from webchat.store import Store, StoreError, scan
 from webchat.tcp import bind_listener, describe_error
@@ -47,7 +49,7 @@ def option(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[
     text = field.description or ""
     if field.annotation is bool:
         return click.option(flag, name, is_flag=True, help=text)
-    if field.default is not None:
+    if field.default not in (None, []):
         text += f"  [default: {field.default}; env WEBCHAT_{name.upper()}]"
     return click.option(flag, name, help=text, **kwargs)
 
@@ -55,6 +57,9 @@ def option(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[
 http_options = [
     option("http_host", metavar="HOST"),
     option("http_port", type=click.IntRange(0, 65535), metavar="PORT"),
+    option("token", metavar="TOKEN"),
+    option("no_auth"),
+    option("allow_origin", metavar="ORIGIN", multiple=True),
 ]
 common_options = [
     option("framing", type=click.Choice(["line", "raw"])),
@@ -62,6 +67,7 @@ common_options = [
     option("max_history", type=click.IntRange(1), metavar="N"),
     option("db", metavar="PATH"),
     option("fsync"),
+    option("idle_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS"),
     option("quiet"),
 ]
 
@@ -100,6 +106,8 @@ def cli(ctx: click.Context) -> None:
 @apply(http_options)
 @option("max_clients", type=click.IntRange(0), metavar="N")
 @option("relay")
+@option("allow", metavar="CIDR", multiple=True)
+@option("deny", metavar="CIDR", multiple=True)
 @apply(common_options)
 def server(**params: Any) -> None:
     """Listen for TCP clients and bridge them to the page (nc 127.0.0.1 9000 talks to it)."""
@@ -163,7 +171,28 @@ def load(**given: Any) -> Settings:
             split_host_port(settings.connect)
         except ValueError as exc:
             fail(f"--connect {exc}")
+    for flag, blocks in (("--allow", settings.allow), ("--deny", settings.deny)):
+        for block in blocks:
+            try:
+                network(block)
+            except ValueError as exc:
+                fail(f"{flag} {exc}", USAGE_ERROR)
     return settings
+
+
+def guarded(settings: Settings) -> tuple[Settings, bool]:
+    """Off loopback, a token unless --no-auth says otherwise (as Jupyter does); True when
+    the token was made here, so the start-up line may show it."""
+    if is_loopback(settings.http_host) or settings.token is not None:
+        return settings, False
+    if settings.no_auth:
+        click.echo(
+            f"webchat: warning: --no-auth on {settings.http_host}: anyone who can reach this "
+            "port can read the transcript and write to your TCP peers",
+            err=True,
+        )
+        return settings, False
+    return settings.model_copy(update={"token": secrets.token_urlsafe(24)}), True
 
 
 def listen(side: str, host: str, port: int, flag: str) -> socket.socket:
@@ -183,10 +212,13 @@ def resolve(target: str) -> None:
 
 
 def describe_start(
-    settings: Settings, http: socket.socket, tcp: socket.socket | None, store: Store
+    settings: Settings, http: socket.socket, tcp: socket.socket | None, store: Store, shown: bool
 ) -> str:
     host, port = http.getsockname()[:2]
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     page = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    if settings.token is not None:
+        page += f"?token={settings.token}" if shown else " (token required)"
     if tcp is not None:
         tcp_host, tcp_port = tcp.getsockname()[:2]
         what = f"TCP server on {tcp_host}:{tcp_port}" + (" (relay on)" if settings.relay else "")
@@ -246,6 +278,7 @@ async def serve(
 
 
 def run(settings: Settings) -> None:
+    settings, shown = guarded(settings)
     tcp = None
     if settings.role == "server":
         tcp = listen("TCP", settings.tcp_host, settings.tcp_port, "--tcp-port")
@@ -257,7 +290,7 @@ def run(settings: Settings) -> None:
         store = open_transcript(settings, tcp)
     except StoreError as exc:
         fail(str(exc))
-    click.echo(describe_start(settings, http, tcp, store))
+    click.echo(describe_start(settings, http, tcp, store, shown))
     sys.stdout.flush()
     with (
         contextlib.suppress(KeyboardInterrupt),

@@ -45,6 +45,22 @@ class Settings(BaseSettings):
         1_000_000, ge=1, description="entries kept in the transcript; the oldest go first"
     )
 
+    token: str | None = Field(
+        None,
+        min_length=8,
+        description="needed for the page, /ws, /api and /docs (Bearer, ?token= or cookie); "
+        "generated when --http-host is not loopback",
+    )
+    no_auth: bool = Field(False, description="no token even off loopback (prints a warning)")
+    allow_origin: list[str] = Field(
+        [], description="another page origin that may open /ws, e.g. https://proxy.example"
+    )
+    allow: list[str] = Field([], description="TCP peers only from this address or CIDR block")
+    deny: list[str] = Field([], description="no TCP peers from this address or CIDR block")
+    idle_timeout: float | None = Field(
+        None, gt=0, description="close a TCP peer that has said nothing for this many seconds"
+    )
+
     replay: int = Field(500, ge=0, description="entries a new /ws subscriber gets without ?after=")
     subscriber_queue: int = Field(
         8192, ge=1, description="frames queued for one /ws subscriber before it is closed (1013)"
@@ -58,3 +74,6 @@ class Settings(BaseSettings):
         description="seconds a TCP peer over write_limit has to read before it is dropped",
     )
     max_text: int = Field(1024 * 1024, ge=1, description="longest text one send may carry")
+    max_body: int = Field(
+        1024 * 1024, ge=1024, description="largest HTTP request body; larger is 413"
+    )

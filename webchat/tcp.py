@@ -66,6 +66,7 @@ class Peer:
         host, port = address[:2]
         if host.startswith("::ffff:") and "." in host:
             host = host[7:]
+        self.host = host
         self.name = peer_name(host, port)
         self.reader = reader
         self.writer = writer
@@ -188,8 +189,10 @@ class _Base(abc.ABC):
         max_line: int,
         write_limit: int,
         drain_timeout: float,
+        idle_timeout: float | None,
     ) -> None:
         self._hub = hub
+        self._idle_timeout = idle_timeout
         self._framing: FramingName = framing
         self._max_line = max_line
         self._write_limit = write_limit
@@ -241,17 +244,27 @@ class _Base(abc.ABC):
         """Read `peer` until it closes; record what it says, then its departure."""
         reason = "closed by peer"
         reader, framer, record = peer.reader, peer.framer, self._hub.record
+        idle = self._idle_timeout
+        clock = asyncio.get_running_loop().time
+        heard = clock()
         try:
             while True:
+                waits = [FLUSH_AFTER] if framer.pending else []
+                if idle:
+                    waits.append(heard + idle - clock())
                 try:
-                    if framer.pending:
-                        async with asyncio.timeout(FLUSH_AFTER):
+                    if waits:
+                        async with asyncio.timeout(max(0.0, min(waits))):
                             data = await reader.read(READ_SIZE)
                     else:
                         data = await reader.read(READ_SIZE)
                 except TimeoutError:
+                    if idle and clock() - heard >= idle:
+                        reason = f"idle: said nothing for {idle:g} s (--idle-timeout)"
+                        break
                     payloads = framer.flush()
                 else:
+                    heard = clock()
                     if not data:
                         break
                     peer.bytes_in += len(data)
@@ -306,8 +319,11 @@ class TcpServer(_Base):
         relay: bool,
         write_limit: int,
         drain_timeout: float,
+        idle_timeout: float | None = None,
+        refusal: Callable[[str], str | None] = lambda host: None,
     ) -> None:
-        super().__init__(hub, framing, max_line, write_limit, drain_timeout)
+        super().__init__(hub, framing, max_line, write_limit, drain_timeout, idle_timeout)
+        self._refusal = refusal
         self._sock = sock
         self._max_clients = max_clients
         self._relay = relay
@@ -345,6 +361,11 @@ class TcpServer(_Base):
         except OSError:
             writer.transport.abort()  # gone before we could ask its address
             return
+        refused = self._refusal(peer.host)
+        if refused is not None:
+            writer.transport.abort()
+            await self._hub.record([Event("rejected", peer.name, refused)])
+            return
         if self._max_clients and len(self._peers) >= self._max_clients:
             plural = "" if self._max_clients == 1 else "s"
             why = f"server full ({self._max_clients} client{plural} max)"
@@ -378,8 +399,9 @@ class TcpClient(_Base):
         max_line: int,
         write_limit: int,
         drain_timeout: float,
+        idle_timeout: float | None = None,
     ) -> None:
-        super().__init__(hub, framing, max_line, write_limit, drain_timeout)
+        super().__init__(hub, framing, max_line, write_limit, drain_timeout, idle_timeout)
         self._host = host
         self._port = port
         self._address = peer_name(host, port)

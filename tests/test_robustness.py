@@ -1,0 +1,179 @@
+"""A real `webchat server` under floods, stalls, churn and garbage: memory and fds stay flat,
+other users are unaffected. Every loop is bounded in count and time."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import socket
+import struct
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.conftest import Running, dial, recv_until, wait_until
+
+pytestmark = pytest.mark.anyio
+MIB = 1024 * 1024
+
+
+def rss_kb(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
+    monkeypatch.setenv("WEBCHAT_SUBSCRIBER_QUEUE", "4096")
+    monkeypatch.setenv("WEBCHAT_DRAIN_TIMEOUT", "1")
+    monkeypatch.setenv("WEBCHAT_WRITE_LIMIT", "65536")
+    running = Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet")
+    yield running
+    running.stop()
+
+
+def api(server: Running) -> httpx.Client:
+    return httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=10)
+
+
+def test_a_flood_without_newline_is_cut_in_pieces_and_memory_stays_flat(server: Running) -> None:
+    with api(server) as http, dial(f"127.0.0.1:{server.tcp_port}") as sock:
+        wait_until(lambda: http.get("/api/status").json()["peers"])
+        before = rss_kb(server.proc.pid)
+        block = b"A" * MIB
+        for _ in range(25):
+            sock.sendall(block)
+        sock.sendall(b"\n")
+        wait_until(lambda: http.get("/api/status").json()["peers"][0]["bytes_in"] > 25 * MIB, 60)
+        grown = rss_kb(server.proc.pid) - before
+        assert grown < 40 * 1024, f"RSS grew by {grown} KB for a 25 MiB flood"
+        pieces = http.get("/api/messages?direction=in&limit=1000").json()["messages"]
+        assert len(pieces) == 25 * MIB // 65536 and {len(p["text"]) for p in pieces} == {65536}
+
+
+def test_a_stalled_tcp_reader_is_dropped_and_the_others_go_on(server: Running) -> None:
+    with (
+        api(server) as http,
+        dial(f"127.0.0.1:{server.tcp_port}") as stalled,
+        dial(f"127.0.0.1:{server.tcp_port}") as reader,
+    ):
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        wait_until(lambda: len(http.get("/api/status").json()["peers"]) == 2)
+        stalled_name = f"127.0.0.1:{stalled.getsockname()[1]}"
+        text = "z" * 60_000
+        received = 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            peers = [p["peer"] for p in http.get("/api/status").json()["peers"]]
+            if stalled_name not in peers:
+                break
+            assert http.post("/api/messages", json={"text": text}).status_code == 202
+            received += len(recv_until(reader, b"\n"))
+        else:
+            raise AssertionError("the stalled reader was never dropped")
+        assert http.post("/api/messages", json={"text": "still here"}).status_code == 202
+        assert recv_until(reader, b"\n") == b"still here\n"
+        gone = http.get("/api/messages", params={"peer": stalled_name, "limit": 1000}).json()
+        details = [e["detail"] for e in gone["messages"] if e.get("kind") == "disconnected"]
+        assert details and "not reading" in details[0]
+
+
+def stalled_websocket(port: int) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads, as a frozen tab."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:  # peek, so the frames after the headers stay unread
+        head = sock.recv(4096, socket.MSG_PEEK)
+    head = sock.recv(head.index(b"\r\n\r\n") + 4)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+async def test_a_stalled_tab_is_closed_with_1013_and_others_get_everything(
+    server: Running,
+) -> None:
+    slow = stalled_websocket(server.http_port)
+    async with websockets.connect(f"ws://127.0.0.1:{server.http_port}/ws", max_queue=None) as fast:
+        await fast.recv()
+        _, writer = await asyncio.open_connection("127.0.0.1", server.tcp_port)
+        lines = 20_000
+        writer.write(b"".join(b"line %d %s\n" % (i, b"p" * 1000) for i in range(lines)))
+        got = 0
+        async with asyncio.timeout(60):
+            while got < lines:
+                frame = json.loads(await fast.recv())
+                got += frame.get("type") == "message"
+        writer.close()
+        await writer.wait_closed()
+    slow.settimeout(1)
+    tail, total = b"", 0
+    deadline = time.monotonic() + 20
+    with slow:
+        while b"too slow" not in tail and time.monotonic() < deadline:
+            with contextlib.suppress(TimeoutError):  # the tab wakes up and reads its backlog
+                chunk = slow.recv(1 << 20)
+                total += len(chunk)
+                tail = (tail + chunk)[-4096:]
+    assert b"\x03\xf5too slow" in tail and b"?after=" in tail  # close frame, code 1013
+
+
+def test_churn_leaves_no_peer_no_fd_and_the_server_serves(server: Running) -> None:
+    with api(server) as http:
+        http.get("/api/status")
+        time.sleep(0.3)
+        fds_before = open_fds(server.proc.pid)
+        linger_rst = struct.pack("ii", 1, 0)
+        for i in range(1000):
+            sock = socket.create_connection(("127.0.0.1", server.tcp_port), timeout=5)
+            if i % 3 == 0:  # reset
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_rst)
+            elif i % 3 == 1:  # half-open: we stop writing, then vanish
+                sock.sendall(b"half\n")
+                sock.shutdown(socket.SHUT_WR)
+            else:  # garbage, then gone
+                sock.sendall(os.urandom(64))
+            sock.close()
+        wait_until(lambda: not http.get("/api/status").json()["peers"], 30)
+        wait_until(lambda: open_fds(server.proc.pid) <= fds_before + 2, 10)
+        with dial(f"127.0.0.1:{server.tcp_port}") as sock:
+            wait_until(lambda: http.get("/api/status").json()["peers"])
+            assert http.post("/api/messages", json={"text": "alive"}).status_code == 202
+            assert recv_until(sock, b"\n") == b"alive\n"
+
+
+def test_odd_http_requests_get_4xx_not_5xx(server: Running) -> None:
+    with api(server) as http:
+        odd = [
+            ("GET", "/api/messages?after=abc", None),
+            ("GET", "/api/messages?limit=-5", None),
+            ("POST", "/api/messages", b"\xff\xfe garbage"),
+            ("POST", "/api/messages", b'{"text": 5}'),
+            ("DELETE", "/api/messages", None),
+            ("GET", "/ws", None),
+            ("GET", "/%00", None),
+        ]
+        for method, path, body in odd:
+            status = http.request(method, path, content=body).status_code
+            assert 400 <= status < 500, (method, path, status)
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=5) as raw:
+        raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+        assert raw.recv(100).startswith(b"HTTP/1.1 400")

@@ -1,0 +1,184 @@
+"""The guard (token, Origin, body size, headers) and TCP peer rules, via TestClient and sockets."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
+from starlette.testclient import WebSocketDenialResponse
+
+from tests.conftest import dial, wait_until
+from tests.test_app import make_client, tcp_address
+from webchat.model import SendRequest, parse_client_frame
+from webchat.security import PAGE_CSP, PeerRules, is_loopback
+
+TOKEN = "correct-horse-battery"
+GUARDED = ["/", "/api/status", "/api/messages", "/api/export", "/docs", "/openapi.json"]
+
+
+@pytest.fixture
+def guarded() -> Iterator[TestClient]:
+    with make_client(token=TOKEN) as client:
+        yield client
+
+
+def test_every_guarded_route_needs_the_token(guarded: TestClient) -> None:
+    for path in GUARDED:
+        response = guarded.get(path)
+        assert response.status_code == 401, path
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert "token" in response.json()["detail"]
+        assert guarded.get(path, headers={"Authorization": "Bearer wrong-token"}).status_code == 401
+        ok = guarded.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert ok.status_code == 200, path
+    assert guarded.post("/api/messages", json={"text": "x"}).status_code == 401
+    assert guarded.get("/healthz").status_code == 200
+    assert guarded.get("/static/app.js").status_code == 200
+
+
+def test_the_page_with_token_sets_a_strict_http_only_cookie(guarded: TestClient) -> None:
+    page = guarded.get(f"/?token={TOKEN}")
+    assert page.status_code == 200
+    cookie = page.headers["set-cookie"]
+    assert f"={TOKEN};" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert guarded.get("/api/status").status_code == 200  # the cookie alone now
+    with guarded.websocket_connect("/ws") as ws:
+        assert ws.receive_json()["type"] == "hello"
+    guarded.cookies.clear()
+    assert guarded.get("/?token=nope").status_code == 401
+
+
+def test_the_websocket_is_refused_at_the_handshake_without_the_token(guarded: TestClient) -> None:
+    with pytest.raises(WebSocketDenialResponse) as refused, guarded.websocket_connect("/ws"):
+        pass
+    assert refused.value.status_code == 401
+    with guarded.websocket_connect(f"/ws?token={TOKEN}") as ws:
+        assert ws.receive_json()["type"] == "hello"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    with guarded.websocket_connect("/ws", headers=headers) as ws:
+        assert ws.receive_json()["type"] == "hello"
+
+
+def test_a_foreign_origin_cannot_open_the_websocket() -> None:
+    with make_client(allow_origin=["https://proxy.example"]) as client:
+        evil = {"Origin": "http://evil.example"}
+        with (
+            pytest.raises(WebSocketDenialResponse) as refused,
+            client.websocket_connect("/ws", headers=evil),
+        ):
+            pass
+        assert refused.value.status_code == 403
+        other_port = {"Origin": "http://testserver:8001"}
+        with (
+            pytest.raises(WebSocketDenialResponse),
+            client.websocket_connect("/ws", headers=other_port),
+        ):
+            pass
+        for origin in ("http://testserver", "https://proxy.example/", None):
+            headers = {"Origin": origin} if origin else {}
+            with client.websocket_connect("/ws", headers=headers) as ws:
+                assert ws.receive_json()["type"] == "hello"
+
+
+def test_security_headers_and_a_strict_csp_on_html(guarded: TestClient) -> None:
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    page = guarded.get("/", headers=auth)
+    assert page.headers["content-security-policy"] == PAGE_CSP
+    csp = page.headers["content-security-policy"]
+    for part in ("default-src 'self'", "script-src 'self'", "connect-src 'self'"):
+        assert part in csp
+    assert "frame-ancestors 'none'" in csp and "unsafe" not in csp
+    docs_csp = guarded.get("/docs", headers=auth).headers["content-security-policy"]
+    assert "unsafe-inline" not in docs_csp and "'sha256-" in docs_csp
+    for response in (page, guarded.get("/api/status", headers=auth), guarded.get("/nope")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_oversized_bodies_are_413_and_long_text_422() -> None:
+    with make_client() as client, dial(tcp_address(client)):
+        wait_until(lambda: client.get("/api/status").json()["peers"])
+        huge = json.dumps({"text": "x" * (1024 * 1024 + 10)})
+        response = client.post(
+            "/api/messages", content=huge, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 413 and "1048576" in response.json()["detail"]
+
+        def chunks() -> Iterator[bytes]:
+            yield huge.encode()
+
+        chunked = client.post(
+            "/api/messages", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert chunked.status_code == 413
+        wide = json.dumps({"text": "é" * 600_000})  # under 1 MiB of characters, over in bytes
+        assert client.post("/api/messages", content=wide).status_code == 413
+    with make_client(max_text=10) as client:
+        assert client.post("/api/messages", json={"text": "x" * 11}).status_code == 422
+
+
+def test_peer_rules_allow_and_deny_networks() -> None:
+    rules = PeerRules(allow=["10.0.0.0/8", "::1"], deny=["10.9.0.0/16"])
+    assert rules.refusal("10.1.2.3") is None and rules.refusal("::1") is None
+    assert "denied network 10.9.0.0/16" in str(rules.refusal("10.9.1.1"))
+    assert "not in any allowed" in str(rules.refusal("192.168.1.1"))
+    assert rules.refusal("::ffff:10.1.2.3") is None  # a dual-stack listener's IPv4 peer
+    assert PeerRules([], []).refusal("203.0.113.9") is None
+    with pytest.raises(ValueError, match="not an address or CIDR"):
+        PeerRules(["example.org"], [])
+
+
+def test_a_denied_peer_is_closed_at_once_and_recorded() -> None:
+    with make_client(deny=["127.0.0.0/8"]) as client:
+        with dial(tcp_address(client)) as sock:
+            assert sock.recv(10) == b""  # closed (reset or FIN) before any byte
+            name = f"127.0.0.1:{sock.getsockname()[1]}"
+
+        def rejected() -> list[dict[str, str]]:
+            entries = client.get("/api/messages").json()["messages"]
+            return [e for e in entries if e.get("kind") == "rejected" and e["peer"] == name]
+
+        assert "--deny" in wait_until(rejected)[0]["detail"]
+        assert client.get("/api/status").json()["peers"] == []
+
+
+def test_idle_peers_are_closed_with_a_reason() -> None:
+    with make_client(idle_timeout=0.3) as client, dial(tcp_address(client)) as sock:
+        sock.sendall(b"hi\n")
+        sock.settimeout(5)
+        assert sock.recv(10) == b""
+
+        def gone() -> list[dict[str, str]]:
+            entries = client.get("/api/messages").json()["messages"]
+            return [e for e in entries if e.get("kind") == "disconnected"]
+
+        assert "idle" in wait_until(gone)[0]["detail"]
+
+
+def test_loopback_hosts() -> None:
+    assert all(map(is_loopback, ["127.0.0.1", "::1", "localhost", "127.8.0.1", "[::1]"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.2", "example.org"]))
+
+
+@given(st.one_of(st.text(max_size=200), st.binary(max_size=200)))
+def test_any_browser_frame_is_a_request_or_an_error_never_an_exception(raw: str | bytes) -> None:
+    result = parse_client_frame(raw)
+    assert isinstance(result, SendRequest | str)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["type", "text", "to", "x"]),
+        st.one_of(st.none(), st.text(max_size=20), st.integers(), st.lists(st.integers())),
+    )
+)
+def test_any_json_object_is_a_request_or_an_error(frame: dict[str, object]) -> None:
+    result = parse_client_frame(json.dumps(frame))
+    if isinstance(result, SendRequest):
+        assert frame["type"] == "send" and isinstance(frame["text"], str)
+    else:
+        assert result

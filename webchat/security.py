@@ -1,0 +1,252 @@
+"""Who may reach webchat: the HTTP guard (token, Origin, body size, headers) and TCP peer rules.
+
+The guard is one pure ASGI middleware, so every route (the page, REST,
+`/ws`, the docs) passes the same checks in the same order, and a refusal
+never reaches an endpoint. A `/ws` handshake is refused with a real HTTP
+status (the ASGI WebSocket Denial Response extension) where the server
+supports it, so a script sees 401 or 403 rather than an opaque close.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections.abc import Awaitable, Callable, Iterable
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+OPEN_PATHS = ("/healthz", "/static/")
+"""Reachable without the token: the liveness probe, and the page's own CSS and script."""
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; connect-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` keeps the HTTP side to this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def cookie_name(scope: Scope) -> str:
+    """One cookie per HTTP port: browsers share cookies across the ports of a host."""
+    server = scope.get("server") or ("", 0)
+    return f"webchat_token_{server[1]}"
+
+
+def origin_of(scope: Scope, headers: Headers) -> str:
+    """The origin this request was made to: scheme, host and port, as a browser writes it."""
+    scheme = {"ws": "http", "wss": "https"}.get(scope["scheme"], scope["scheme"])
+    return f"{scheme}://{headers.get('host', '')}".lower()
+
+
+def normalise_origin(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()
+
+
+class Guard:
+    """Token, Origin and body-size checks, and security headers on every response."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        allowed_origins: Iterable[str],
+        max_body: int,
+    ) -> None:
+        self.app = app
+        self.token = token.encode() if token else None
+        self.allowed_origins = frozenset(normalise_origin(o) for o in allowed_origins)
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        elif scope["type"] == "http":
+            await self._http(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    def _presented(self, scope: Scope, headers: Headers) -> tuple[bytes | None, bool]:
+        """The token the request carries, and whether it came in the query string."""
+        authorization = headers.get("authorization", "")
+        if authorization[:7].lower() == "bearer ":
+            return authorization[7:].strip().encode(), False
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if "token" in query:
+            return query["token"][-1].encode(), True
+        cookies: SimpleCookie = SimpleCookie()
+        try:
+            cookies.load(headers.get("cookie", ""))
+        except Exception:  # a malformed Cookie header carries no token
+            return None, False
+        morsel = cookies.get(cookie_name(scope))
+        return (morsel.value.encode() if morsel else None), False
+
+    def _authorised(self, scope: Scope, headers: Headers) -> tuple[bool, bool]:
+        """(allowed, set a cookie): constant-time, whatever the lengths."""
+        if self.token is None or scope["path"].startswith(OPEN_PATHS):
+            return True, False
+        given, from_query = self._presented(scope, headers)
+        ok = given is not None and hmac.compare_digest(given, self.token)
+        return ok, ok and from_query
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if origin is not None and not self._origin_allowed(scope, headers, origin):
+            why = f"origin {origin} may not open this WebSocket; start webchat with --allow-origin"
+            await self._deny(scope, send, PlainTextResponse(why, 403))
+            return
+        if not self._authorised(scope, headers)[0]:
+            await self._deny(scope, send, PlainTextResponse(UNAUTHORISED, 401))
+            return
+        await self.app(scope, receive, send)
+
+    def _origin_allowed(self, scope: Scope, headers: Headers, origin: str) -> bool:
+        wanted = normalise_origin(origin)
+        return wanted == origin_of(scope, headers) or wanted in self.allowed_origins
+
+    @staticmethod
+    async def _deny(scope: Scope, send: Send, response: Response) -> None:
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await response(scope, _no_receive, send)
+        else:
+            reason = bytes(response.body).decode()
+            await send({"type": "websocket.close", "code": 1008, "reason": reason})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        allowed, set_cookie = self._authorised(scope, headers)
+        if not allowed:
+            response = JSONResponse(
+                {"detail": UNAUTHORISED}, 401, headers={"www-authenticate": "Bearer"}
+            )
+            await response(scope, receive, _with_headers(send, scope, None))
+            return
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            await _too_large(self.max_body)(scope, receive, _with_headers(send, scope, None))
+            return
+        cookie = self._cookie(scope) if set_cookie else None
+        plain = _with_headers(send, scope, None)
+        state = {"started": False, "refused": False}
+
+        async def sending(message: Message) -> None:
+            if state["refused"]:
+                return  # the 413 went out already; the app's own answer is dropped
+            state["started"] = state["started"] or message["type"] == "http.response.start"
+            await _with_headers(send, scope, cookie)(message)
+
+        async def over_limit() -> None:
+            """A chunked body has no Content-Length to check: count it as it arrives, and
+            past the limit answer 413 at once and tell the app the client has gone."""
+            if not state["started"]:
+                state["refused"] = True
+                await _too_large(self.max_body)(scope, receive, plain)
+
+        await self.app(scope, _limited(receive, self.max_body, over_limit), sending)
+
+    def _cookie(self, scope: Scope) -> bytes:
+        assert self.token is not None
+        secure = "; Secure" if scope["scheme"] == "https" else ""
+        return (
+            f"{cookie_name(scope)}={self.token.decode()}; Path=/; HttpOnly; SameSite=Strict{secure}"
+        ).encode()
+
+
+UNAUTHORISED = (
+    "a token is needed: open the URL webchat printed (it ends in ?token=...), "
+    "or send Authorization: Bearer TOKEN"
+)
+
+
+def _too_large(limit: int) -> Response:
+    return JSONResponse({"detail": f"the request body is over {limit} bytes"}, 413)
+
+
+async def _no_receive() -> Message:
+    raise RuntimeError("a denial response reads nothing")
+
+
+def _limited(receive: Receive, limit: int, over_limit: Callable[[], Awaitable[None]]) -> Receive:
+    seen = 0
+
+    async def receiving() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                await over_limit()
+                return {"type": "http.disconnect"}
+        return message
+
+    return receiving
+
+
+def _with_headers(send: Send, scope: Scope, cookie: bytes | None) -> Send:
+    """Security headers on every response; the strict CSP on HTML ones."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            extra: list[tuple[bytes, bytes]] = list(HEADERS)
+            present = dict(message.get("headers", []))
+            html = present.get(b"content-type", b"").startswith(b"text/html")
+            if html and b"content-security-policy" not in present:
+                extra.append((b"content-security-policy", PAGE_CSP.encode()))
+            if cookie is not None:
+                extra.append((b"set-cookie", cookie))
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return sending
+
+
+class PeerRules:
+    """`--allow` / `--deny` for TCP peers, as ncat has them: a peer is refused when it is
+    in a denied network, or when allowed networks are given and it is in none."""
+
+    def __init__(self, allow: Iterable[str], deny: Iterable[str]) -> None:
+        self.allow = [network(text) for text in allow]
+        self.deny = [network(text) for text in deny]
+
+    def refusal(self, host: str) -> str | None:
+        """Why a peer from `host` is refused, or None to let it in."""
+        if not self.allow and not self.deny:
+            return None
+        address: Any = ipaddress.ip_address(host.split("%")[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        for net in self.deny:
+            if address in net:
+                return f"address in denied network {net} (--deny)"
+        if self.allow and not any(address in net for net in self.allow):
+            return "address not in any allowed network (--allow)"
+        return None
+
+
+def network(text: str) -> IpNetwork:
+    """A CIDR block or a single address; raises ValueError with a message fit for a user."""
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an address or CIDR block, e.g. 10.0.0.0/8") from None
