@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import Running, dial, recv_until, wait_until
 
@@ -177,3 +179,27 @@ def test_odd_http_requests_get_4xx_not_5xx(server: Running) -> None:
     with socket.create_connection(("127.0.0.1", server.http_port), timeout=5) as raw:
         raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
         assert raw.recv(100).startswith(b"HTTP/1.1 400")
+
+
+def test_an_oversized_or_malformed_browser_frame_closes_only_that_socket(
+    server: Running,
+) -> None:
+    url = f"ws://127.0.0.1:{server.http_port}/ws"
+    with ws_connect(url, max_size=None) as big, ws_connect(url) as bystander:
+        big.recv(timeout=5)
+        big.send(json.dumps({"type": "send", "text": "x" * (2 * MIB)}))
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                big.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+        garbage = stalled_websocket(server.http_port)
+        with garbage:
+            garbage.sendall(b"\x8f\x85" + os.urandom(64))  # reserved opcode, unmasked junk
+            garbage.settimeout(5)
+            with contextlib.suppress(ConnectionResetError):
+                while garbage.recv(65536):
+                    pass
+        bystander.send(json.dumps({"type": "send", "text": "still fine"}))
+        frames = iter(lambda: json.loads(bystander.recv(timeout=5)), None)
+        error = next(f for f in frames if f["type"] == "error")
+        assert "no TCP client is connected" in error["detail"]
