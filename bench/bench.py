@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import re
 import resource
 import statistics
@@ -24,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import peers
 import websockets
 
 START = re.compile(r"page at http://127\.0\.0\.1:(\d+)/ - TCP server on [\d.]+:(\d+)")
@@ -307,17 +307,47 @@ async def idle_ws(c: Counts) -> float:
         return (after - before) / c.idle_ws
 
 
-Workload = Callable[[Counts], Awaitable[float | tuple[float, float]]]
-WORKLOADS: list[tuple[str, str, Workload]] = [
-    ("tcp→ws", "lines/s", tcp_to_ws),
-    ("ws→tcp", "messages/s", ws_to_tcp),
-    ("round trip", "p50 / p99 µs", round_trip),
-    ("relay fan-out", "deliveries/s", relay_fanout),
-    ("ws fan-out", "frames/s", ws_fanout),
-    ("bulk (raw)", "MiB/s", bulk),
-    ("idle TCP peer", "RSS KB each", idle_tcp),
-    ("idle WebSocket", "RSS KB each", idle_ws),
-    ("durability cost", "SQLite/memory", durability_cost),
+Figure = float | tuple[float, float]
+Workload = Callable[[Counts], Awaitable[Figure]]
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    unit: str
+    run: Workload
+    peer: str | None = None
+    peer_run: Workload | None = None
+
+
+WORKLOADS: list[Row] = [
+    Row("tcp→ws", "lines/s", tcp_to_ws),
+    Row("ws→tcp", "messages/s", ws_to_tcp, "websockify", lambda c: peers.ws_to_tcp(c.sends)),
+    Row(
+        "round trip",
+        "p50 / p99 µs",
+        round_trip,
+        "websockify",
+        lambda c: peers.round_trip(c.round_trips),
+    ),
+    Row(
+        "relay fan-out",
+        "deliveries/s",
+        relay_fanout,
+        "ncat",
+        lambda c: peers.relay_fanout(c.relay_receivers, c.relay_lines),
+    ),
+    Row("ws fan-out", "frames/s", ws_fanout),
+    Row("bulk (raw)", "MiB/s", bulk, "websockify", lambda c: peers.bulk(c.bulk_mib)),
+    Row("idle TCP peer", "RSS KB each", idle_tcp, "ncat", lambda c: peers.idle_tcp(c.idle_tcp)),
+    Row(
+        "idle WebSocket",
+        "RSS KB each",
+        idle_ws,
+        "websockify",
+        lambda c: peers.idle_ws(c.idle_ws),
+    ),
+    Row("durability cost", "SQLite/memory", durability_cost),
 ]
 
 
@@ -327,33 +357,57 @@ def summarise(values: list[float]) -> str:
     return f"{middle:,.1f} (±{spread / 2:.0f}%)"
 
 
+def columns(runs: list[list[float]]) -> list[list[float]]:
+    return [list(c) for c in zip(*runs, strict=True)]
+
+
+async def measure(run: Workload, counts: Counts) -> list[float]:
+    async with asyncio.timeout(WORKLOAD_TIMEOUT):
+        value = await run(counts)
+    return list(value) if isinstance(value, tuple) else [value]
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny counts, one run (for tests)")
     parser.add_argument("--runs", type=int, default=None, help="interleaved runs (default 3)")
     parser.add_argument("--only", action="append", help="run only workloads whose name has this")
+    parser.add_argument("--no-peers", action="store_true", help="measure webchat only")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 10,000 idle peers need the fds
     counts = QUICK if args.quick else FULL
     runs = args.runs or (1 if args.quick else 3)
-    chosen = [w for w in WORKLOADS if not args.only or any(o in w[0] for o in args.only)]
-    results: dict[str, list[list[float]]] = {name: [] for name, _, _ in chosen}
+    installed = {} if args.quick or args.no_peers else peers.available()
+    chosen = [w for w in WORKLOADS if not args.only or any(o in w.name for o in args.only)]
+    ours: dict[str, list[list[float]]] = {row.name: [] for row in chosen}
+    theirs: dict[str, list[list[float]]] = {row.name: [] for row in chosen}
     for _ in range(runs):
-        for name, _, workload in chosen:
-            async with asyncio.timeout(WORKLOAD_TIMEOUT):
-                value = await workload(counts)
-            results[name].append(list(value) if isinstance(value, tuple) else [value])
+        for row in chosen:
+            ours[row.name].append(await measure(row.run, counts))
+            if row.peer_run is not None and installed.get(row.peer or ""):
+                theirs[row.name].append(await measure(row.peer_run, counts))
+    print(f"webchat benchmark: {'quick' if args.quick else 'full'}, {runs} run(s)")
     print(
-        f"webchat benchmark: {'quick' if args.quick else 'full'}, {runs} run(s), pid {os.getpid()}"
+        f"{'workload':<16} {'unit':<14} {'webchat median (±half spread)':<34} peer: median, ratio"
     )
-    print(f"{'workload':<16} {'unit':<14} median (±half spread)")
-    for name, unit, _ in chosen:
-        columns = list(zip(*results[name], strict=True))
-        print(f"{name:<16} {unit:<14} " + " / ".join(summarise(list(c)) for c in columns))
+    for row in chosen:
+        mine = [statistics.median(c) for c in columns(ours[row.name])]
+        cells = " / ".join(summarise(c) for c in columns(ours[row.name]))
+        peer = ""
+        if theirs[row.name]:
+            other = [statistics.median(c) for c in columns(theirs[row.name])]
+            ratio = " / ".join(
+                f"{m / o:.2f}x" if o else "n/a" for m, o in zip(mine, other, strict=True)
+            )
+            figures = " / ".join(f"{o:,.1f}" for o in other)
+            peer = f"{row.peer}: {figures}, webchat ÷ peer {ratio}"
+        elif row.peer:
+            peer = f"({row.peer} not installed)" if not args.quick else ""
+        print(f"{row.name:<16} {row.unit:<14} {cells:<34} {peer}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        args.json.write_text(json.dumps({"webchat": ours, "peers": theirs}, indent=2))
     return 0
 
 
