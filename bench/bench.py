@@ -404,7 +404,7 @@ async def main() -> int:
             figures = " / ".join(f"{o:,.1f}" for o in other)
             peer = f"{row.peer}: {figures}, webchat ÷ peer {ratio}"
         elif row.peer:
-            peer = f"({row.peer} not installed)" if not args.quick else ""
+            peer = "" if args.quick or args.no_peers else f"({row.peer} not installed)"
         print(f"{row.name:<16} {row.unit:<14} {cells:<34} {peer}")
     if args.json:
         args.json.write_text(json.dumps({"webchat": ours, "peers": theirs}, indent=2))

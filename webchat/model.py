@@ -9,7 +9,9 @@ store hands back a copy that carries the id.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,9 +91,21 @@ def split_host_port(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+@functools.lru_cache(maxsize=4)
+def _utc_second(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def iso_utc(ts: float) -> str:
-    """ISO-8601 UTC with milliseconds and a `Z`, as the protocol promises."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    """ISO-8601 UTC with milliseconds and a `Z`, as the protocol promises.
+
+    The date and time up to the second are formatted once per second (a flood
+    shares them); only the milliseconds are per entry."""
+    fraction, second = math.modf(ts)
+    micros = round(fraction * 1_000_000)  # as datetime.fromtimestamp rounds
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    return f"{_utc_second(int(second))}.{micros // 1000:03d}Z"
 
 
 def entry_dict(entry: Entry) -> dict[str, Any]:
