@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -165,6 +166,9 @@ def test_ws_send_is_seen_by_every_tab_and_reaches_tcp(client: TestClient) -> Non
         ('{"type":"send"}', "text"),
         ('{"type":"send","text":"x","to":5}', "peer name"),
         ('{"type":"send","text":"x","to":"10.9.9.9:1"}', "no peer named"),
+        ('{"type":"send","hex":"abc"}', "odd count"),
+        ('{"type":"send","hex":"zz"}', "not a hex digit"),
+        ('{"type":"send","text":"x","hex":"00"}', "exactly one"),
     ],
 )
 def test_ws_bad_frames_get_an_error_and_the_socket_stays_open(
@@ -304,3 +308,80 @@ def test_export_downloads_every_format(client: TestClient) -> None:
     lines = client.get("/api/export?format=jsonl&after=1&before=4").text.splitlines()
     assert [json.loads(x)["id"] for x in lines] == [2, 3]
     assert client.get("/api/export?format=xml").status_code == 422
+
+
+def test_exact_bytes_both_ways_with_hex_sends_and_b64(client: TestClient) -> None:
+    with join(client) as sock, client.websocket_connect("/ws") as ws:
+        sock.sendall(b"A\x00B\xff\r\n")
+
+        def inbound() -> list[dict[str, Any]]:
+            entries = client.get("/api/messages?direction=in").json()["messages"]
+            return list(entries)
+
+        (entry,) = wait_until(inbound)
+        assert base64.b64decode(entry["b64"]) == b"A\x00B\xff"
+        assert entry["text"] == "A\x00B\ufffd"
+        sent = client.post("/api/messages", json={"hex": "de ad be ef"})
+        assert (
+            sent.status_code == 202 and base64.b64decode(sent.json()["b64"]) == b"\xde\xad\xbe\xef"
+        )
+        assert recv_until(sock, b"\n") == b"\xde\xad\xbe\xef\n"
+        ws.send_json({"type": "send", "hex": "48656c6c6f"})
+        assert recv_until(sock, b"\n") == b"Hello\n"
+        for bad, words in [
+            ({"hex": "0g"}, "hex digit"),
+            ({}, "exactly one"),
+            ({"hex": "1"}, "odd"),
+        ]:
+            response = client.post("/api/messages", json=bad)
+            assert response.status_code == 422 and words in response.json()["detail"]
+        jsonl = client.get("/api/export?format=jsonl").text.splitlines()
+        kept = [json.loads(x) for x in jsonl if '"message"' in x]
+        assert [base64.b64decode(m["b64"]) for m in kept][:2] == [
+            b"A\x00B\xff",
+            b"\xde\xad\xbe\xef",
+        ]
+
+
+@pytest.mark.parametrize(
+    ("framing", "wire_in", "received", "wire_out"),
+    [
+        ("crlf", b"one\r\ntwo\n", ["one", "two"], b"hi\r\n"),
+        ("nul", b"one\x00t\nwo\x00", ["one", "t\nwo"], b"hi\x00"),
+        ("len16", b"\x00\x03one\x00\x00", ["one", ""], b"\x00\x02hi"),
+        ("len32", b"\x00\x00\x00\x03one", ["one"], b"\x00\x00\x00\x02hi"),
+    ],
+)
+def test_framing_modes_over_real_sockets(
+    framing: str, wire_in: bytes, received: list[str], wire_out: bytes
+) -> None:
+    with make_client(framing=framing) as client, join(client) as sock:
+        sock.sendall(wire_in)
+
+        def texts() -> list[str]:
+            entries = client.get("/api/messages?direction=in").json()["messages"]
+            return [e["text"] for e in entries]
+
+        wait_until(lambda: len(texts()) == len(received))
+        assert texts() == received
+        assert client.post("/api/messages", json={"text": "hi"}).status_code == 202
+        sock.settimeout(5)
+        assert sock.recv(100) == wire_out
+
+
+def test_a_length_over_the_limit_closes_that_peer_with_a_clear_event() -> None:
+    with make_client(framing="len16", max_line=100) as client, join(client) as sock:
+        sock.sendall(b"\x00\x02ok\x01\x00")  # then a 256-byte length: over 100
+        sock.settimeout(5)
+        assert sock.recv(10) == b""
+
+        def closed() -> list[dict[str, Any]]:
+            entries = client.get("/api/messages").json()["messages"]
+            return [e for e in entries if e.get("kind") == "disconnected"]
+
+        assert "protocol error: length prefix says 256 bytes" in wait_until(closed)[0]["detail"]
+        texts = [m["text"] for m in client.get("/api/messages?direction=in").json()["messages"]]
+        assert texts == ["ok"]
+        with join(client):
+            big = client.post("/api/messages", json={"text": "x" * 70_000})
+            assert big.status_code == 422 and "16-bit" in big.json()["detail"]

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webchat.framing import LineFramer, RawFramer, make_framer
+from webchat.framing import FRAMERS, Framer, FramingError, LineFramer, RawFramer, make_framer
 
 
-def run(framer: LineFramer | RawFramer, chunks: list[bytes]) -> list[bytes]:
+def run(framer: Framer, chunks: list[bytes]) -> list[bytes]:
     out: list[bytes] = []
     for chunk in chunks:
         out.extend(framer.feed(chunk))
@@ -106,3 +106,62 @@ def test_encoded_lines_decode_back(data: bytes) -> None:
         expected.pop()
     assert run(framer, [data]) == expected
     assert run(LineFramer(10_000), [b"".join(framer.encode(m) for m in expected)]) == expected
+
+
+def test_crlf_reads_like_line_and_sends_crlf() -> None:
+    framer = make_framer("crlf", 100)
+    assert run(framer, [b"a\r\nb\nc"]) == [b"a", b"b", b"c"]
+    assert framer.encode(b"hi") == b"hi\r\n"
+
+
+def test_nul_terminated_keeps_cr_and_lf() -> None:
+    framer = make_framer("nul", 100)
+    assert framer.feed(b"a\r\nb\x00c") == [b"a\r\nb"]
+    assert framer.flush() == [b"c"]
+    assert framer.encode(b"x") == b"x\x00"
+
+
+@pytest.mark.parametrize(("name", "size"), [("len16", 2), ("len32", 4)])
+def test_length_prefixed_frames(name: str, size: int) -> None:
+    framer = make_framer(name, 10)  # type: ignore[arg-type]
+    frame = (3).to_bytes(size, "big") + b"abc" + (0).to_bytes(size, "big")
+    assert framer.feed(frame[:2]) == [] and not framer.pending
+    assert framer.feed(frame[2:]) == [b"abc", b""]
+    assert framer.encode(b"hey") == (3).to_bytes(size, "big") + b"hey"
+    assert framer.feed((4).to_bytes(size, "big") + b"ab") == []
+    assert framer.flush() == [(4).to_bytes(size, "big") + b"ab"]  # nothing is lost at the end
+
+
+def test_a_length_over_max_line_is_a_protocol_error_after_the_good_frames() -> None:
+    framer = make_framer("len16", 10)
+    assert framer.feed(b"\x00\x01A\x00\x0b" + b"x" * 11) == [b"A"]
+    assert framer.error is not None and "11 bytes" in framer.error and "--max-line" in framer.error
+    assert framer.feed(b"\x00\x01B") == []
+    assert make_framer("line", 10).error is None
+
+
+def test_len16_cannot_encode_more_than_65535_bytes() -> None:
+    with pytest.raises(FramingError, match="16-bit"):
+        make_framer("len16", 100).encode(b"x" * 65536)
+
+
+@given(st.sampled_from(sorted(FRAMERS)), st.lists(st.binary(max_size=40), max_size=8), st.data())
+def test_every_mode_round_trips_and_any_split_gives_the_same_messages(
+    name: str, messages: list[bytes], data: st.DataObject
+) -> None:
+    def framer() -> Framer:
+        return make_framer(name, 64)  # type: ignore[arg-type]
+
+    if name == "raw":  # one chunk, cut at max_line
+        joined = b"".join(messages)
+        messages = [joined[i : i + 64] for i in range(0, len(joined), 64)]
+    elif name in ("line", "crlf"):
+        messages = [m.replace(b"\n", b"").rstrip(b"\r") for m in messages]
+    elif name == "nul":
+        messages = [m.replace(b"\x00", b"") for m in messages]
+    stream = b"".join(framer().encode(m) for m in messages)
+    assert run(framer(), [stream]) == messages
+    if name != "raw":  # raw keeps each chunk as it came, by definition
+        cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
+        chunks = [stream[a:b] for a, b in itertools.pairwise([0, *cuts, len(stream)])]
+        assert run(framer(), chunks) == messages

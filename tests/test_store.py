@@ -35,7 +35,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 async def test_entries_come_back_with_ids_and_exact_bytes(store: Store) -> None:
     raw = Message.received("[::1]:7", b"caf\xc3\xa9 \xff\x00end")
     stored = await store.append(
-        [Event("listening", None, "waiting"), raw, Message.sent(None, "hi")]
+        [Event("listening", None, "waiting"), raw, Message.sent(None, b"hi")]
     )
     assert [e.id for e in stored] == [1, 2, 3] and store.last_id == 3
     back = await store.read(0, 10)
@@ -58,7 +58,7 @@ async def test_search_by_text_peer_and_direction(store: Store) -> None:
         [
             line("Hello World", "a:1"),
             line("100% _literal_", "b:2"),
-            Message.sent("a:1", "hello back"),
+            Message.sent("a:1", b"hello back"),
             Event("connected", "a:1", "HELLO event"),
         ]
     )

@@ -91,13 +91,13 @@ async def test_server_talks_to_many_peers_to_all_and_to_one() -> None:
     await rec.wait(lambda: len(rec.texts()) == 5)
     assert sorted(rec.texts()) == [f"hi from {i}" for i in range(5)]
 
-    await server.send("to everyone", None)
+    await server.send(b"to everyone", None)
     for reader, _ in peers:
         assert await reader.readline() == b"to everyone\n"
 
     own_port = peers[2][1].get_extra_info("sockname")[1]
     target = f"127.0.0.1:{own_port}"
-    entry = await server.send("just you", target)
+    entry = await server.send(b"just you", target)
     assert isinstance(entry, Message) and entry.peer == target and entry.id > 0
     assert await peers[2][0].readline() == b"just you\n"
     for i, (reader, _) in enumerate(peers):
@@ -194,11 +194,11 @@ async def test_send_without_peers_and_to_unknown_peer_fail_clearly() -> None:
     server = make_server(Recorder())
     await server.start()
     with pytest.raises(NotConnected, match="no TCP client is connected"):
-        await server.send("x", None)
+        await server.send(b"x", None)
     await open_peer(server)
     await asyncio.sleep(0.05)
     with pytest.raises(UnknownPeer, match="no peer named"):
-        await server.send("x", "10.0.0.1:1")
+        await server.send(b"x", "10.0.0.1:1")
     await server.stop()
 
 
@@ -233,7 +233,7 @@ async def test_client_reconnects_and_records_only_changes() -> None:
     await rec.wait(lambda: rec.events("connected"))
     writer.write(b"from server\n")
     await rec.wait(lambda: rec.texts() == ["from server"])
-    await client.send("from client", None)
+    await client.send(b"from client", None)
     assert await reader.readline() == b"from client\n"
 
     writer.close()
@@ -244,7 +244,7 @@ async def test_client_reconnects_and_records_only_changes() -> None:
     reader, writer = await asyncio.wait_for(accepted.get(), 5)
     _opened.append(writer)
     await rec.wait(lambda: len(rec.events("connected")) == 2)
-    await client.send("again", None)
+    await client.send(b"again", None)
     assert await reader.readline() == b"again\n"
     await client.stop()
     assert await reader.read() == b""

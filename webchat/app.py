@@ -42,6 +42,7 @@ from webchat.model import (
     entry_dict,
     error_frame,
     parse_client_frame,
+    send_payload,
     split_host_port,
 )
 from webchat.security import Guard, PeerRules
@@ -83,7 +84,10 @@ class Runtime:
 
 
 class SendBody(BaseModel):
-    text: str
+    text: str | None = Field(None, description="text to send as UTF-8; or give hex")
+    hex: str | None = Field(
+        None, description="bytes to send, as hex digits (spaces optional), e.g. de ad be ef"
+    )
     to: str | None = Field(None, description="a peer name such as 127.0.0.1:5555; null for all")
 
 
@@ -180,9 +184,9 @@ def create_app(
     def runtime() -> Runtime:
         return holder[-1]
 
-    def max_text_error(text: str) -> str | None:
-        if len(text) > settings.max_text:
-            return f"text is {len(text)} characters; the limit is {settings.max_text}"
+    def max_text_error(data: bytes) -> str | None:
+        if len(data) > settings.max_text:
+            return f"the message is {len(data)} bytes; the limit is {settings.max_text}"
         return None
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -221,13 +225,15 @@ def create_app(
             "subscribers": len(rt.hub.subscribers),
         }
 
-    @app.post("/api/messages", status_code=202, summary="Send text to every peer or to one")
+    @app.post("/api/messages", status_code=202, summary="Send text or bytes to every peer or one")
     async def post_message(body: SendBody) -> dict[str, Any]:
-        too_long = max_text_error(body.text)
-        if too_long:
+        data = send_payload(body.text, body.hex)
+        if isinstance(data, str):
+            raise HTTPException(422, data)
+        if too_long := max_text_error(data):
             raise HTTPException(422, too_long)
         try:
-            entry = await runtime().role.send(body.text, body.to)
+            entry = await runtime().role.send(data, body.to)
         except SendError as exc:
             raise HTTPException(exc.status, str(exc)) from None
         except StoreError as exc:
@@ -295,10 +301,10 @@ def create_app(
     async def handle_frame(raw: str, sub: Subscriber) -> None:
         request = parse_client_frame(raw)
         if isinstance(request, SendRequest):
-            problem = max_text_error(request.text)
+            problem = max_text_error(request.data)
             if problem is None:
                 try:
-                    await runtime().role.send(request.text, request.to)
+                    await runtime().role.send(request.data, request.to)
                     return
                 except (SendError, StoreError) as exc:
                     problem = str(exc)

@@ -25,6 +25,7 @@ from click.core import ParameterSource
 
 from webchat.app import close_websockets, create_app, open_transcript
 from webchat.export import MEDIA_TYPES, header, render
+from webchat.framing import FRAMERS
 from webchat.model import split_host_port
 from webchat.security import is_loopback, network
 from webchat.settings import Settings
@@ -64,7 +65,7 @@ http_options = [
     option("allow_origin", metavar="ORIGIN", multiple=True),
 ]
 common_options = [
-    option("framing", type=click.Choice(["line", "raw"])),
+    option("framing", type=click.Choice(list(FRAMERS))),
     option("max_line", type=click.IntRange(1, 16 * 1024 * 1024), metavar="BYTES"),
     option("max_history", type=click.IntRange(1), metavar="N"),
     option("db", metavar="PATH"),

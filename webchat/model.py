@@ -8,10 +8,13 @@ store hands back a copy that carries the id.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import functools
 import ipaddress
 import math
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,8 +47,8 @@ class Message:
         return cls("in", peer, data, decode(data))
 
     @classmethod
-    def sent(cls, peer: str | None, text: str) -> Message:
-        return cls("out", peer, text.encode(), text)
+    def sent(cls, peer: str | None, data: bytes) -> Message:
+        return cls("out", peer, data, decode(data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,7 @@ def entry_dict(entry: Entry) -> dict[str, Any]:
             "direction": entry.direction,
             "peer": entry.peer,
             "text": entry.text,
+            "b64": base64.b64encode(entry.data).decode(),
         }
     return {
         "type": "event",
@@ -140,10 +144,37 @@ def error_frame(detail: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SendRequest:
-    """A browser's `send` frame, once it has been checked."""
+    """A `send` from a browser or the API, once checked: the exact bytes to send."""
 
-    text: str
+    data: bytes
     to: str | None
+
+
+def parse_hex(text: str) -> bytes:
+    """`48 65 6c 6c 6f`, `48656c6c6f` or `48:65`: hex digits, separators optional.
+
+    Raises ValueError with a message that points at the problem."""
+    digits = re.sub(r"[\s:.,-]", "", text.removeprefix("0x"))
+    bad = re.search(r"[^0-9a-fA-F]", digits)
+    if bad:
+        raise ValueError(f"hex: {bad.group()!r} is not a hex digit (use 0-9 and a-f)")
+    if len(digits) % 2:
+        raise ValueError(f"hex: {len(digits)} digits is an odd count; each byte needs two")
+    return binascii.unhexlify(digits)
+
+
+def send_payload(text: object, hex_text: object) -> bytes | str:
+    """The bytes of a send that gives exactly one of `text` and `hex`, or the error."""
+    if (text is None) == (hex_text is None):
+        return 'give exactly one of "text" (a string) and "hex" (hex digits)'
+    if text is not None:
+        return text.encode() if isinstance(text, str) else '"text" must be a string'
+    if not isinstance(hex_text, str):
+        return '"hex" must be a string of hex digits, e.g. "de ad be ef"'
+    try:
+        return parse_hex(hex_text)
+    except ValueError as exc:
+        return str(exc)
 
 
 def parse_client_frame(raw: str | bytes) -> SendRequest | str:
@@ -161,12 +192,11 @@ def parse_client_frame(raw: str | bytes) -> SendRequest | str:
     kind = frame.get("type")
     if kind != "send":
         return f'unknown frame type {kind!r}: the only type a browser sends is "send"'
-    text, to = frame.get("text"), frame.get("to")
-    if not isinstance(text, str):
-        return 'a send frame needs "text", a string'
+    to = frame.get("to")
     if to is not None and not isinstance(to, str):
         return '"to" must be a peer name such as "127.0.0.1:5555", or null for every peer'
-    return SendRequest(text, to)
+    data = send_payload(frame.get("text"), frame.get("hex"))
+    return data if isinstance(data, str) else SendRequest(data, to)
 
 
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]} | {9: "\\t", 10: "\\n", 13: "\\r"}

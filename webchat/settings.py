@@ -28,7 +28,11 @@ class Settings(BaseSettings):
     http_port: int = Field(8000, ge=0, le=65535, description="HTTP port (0 picks a free one)")
     max_clients: int = Field(0, ge=0, description="TCP clients at once; 0 means no limit")
     relay: bool = Field(False, description="also write each peer's message to every other peer")
-    framing: FramingName = Field("line", description="line: up to LF; raw: each chunk as it came")
+    framing: FramingName = Field(
+        "line",
+        description="line: up to LF (sends LF); crlf: up to LF (sends CRLF); raw: each chunk "
+        "as it came; nul: up to NUL; len16/len32: big-endian length prefix",
+    )
     max_line: int = Field(
         65536, ge=1, le=16 * 1024 * 1024, description="longest message in bytes; longer is split"
     )

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Literal, Protocol
 
-from webchat.framing import FLUSH_AFTER, FramingName, make_framer
+from webchat.framing import FLUSH_AFTER, FramingError, FramingName, make_framer
 from webchat.hub import Hub
 from webchat.model import Entry, Event, Message, iso_utc, peer_name
 from webchat.store import StoreError
@@ -46,6 +46,10 @@ class NotConnected(SendError):
 
 class UnknownPeer(SendError):
     status = 404
+
+
+class Unframeable(SendError):
+    status = 422
 
 
 class Peer:
@@ -176,7 +180,7 @@ class Role(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def send(self, text: str, to: str | None) -> Entry: ...
+    async def send(self, data: bytes, to: str | None) -> Entry: ...
 
 
 class _Base(abc.ABC):
@@ -223,7 +227,7 @@ class _Base(abc.ABC):
     def _not_connected(self) -> str:
         """Why a send failed with no peer, and what to do about it."""
 
-    async def send(self, text: str, to: str | None) -> Entry:
+    async def send(self, data: bytes, to: str | None) -> Entry:
         """Record the `out` entry, then write: the transcript never shows a reply first."""
         if not self._peers:
             raise NotConnected(self._not_connected())
@@ -233,11 +237,13 @@ class _Base(abc.ABC):
             targets = [self._peers[to]]
         else:
             raise UnknownPeer(f"no peer named {to!r}; connected: {', '.join(self._peers)}")
-        (entry,) = await self._hub.record([Message.sent(to, text)])
-        assert isinstance(entry, Message)
-        data = self._encoder.encode(entry.data)
+        try:
+            wire = self._encoder.encode(data)
+        except FramingError as exc:
+            raise Unframeable(f"{self._framing} framing: {exc}") from None
+        (entry,) = await self._hub.record([Message.sent(to, data)])
         for peer in targets:
-            peer.write(data)
+            peer.write(wire)
         return entry
 
     async def _pump(self, peer: Peer, relay: Callable[[Peer, bytes], None] | None) -> None:
@@ -273,6 +279,9 @@ class _Base(abc.ABC):
                         relay(peer, data)
                 if payloads:
                     await record([Message.received(peer.name, p) for p in payloads])
+                if framer.error is not None:
+                    reason = f"protocol error: {framer.error}"
+                    break
         except OSError as exc:
             reason = describe_error(exc)
         except StoreError as exc:
