@@ -299,3 +299,5 @@ def test_bad_access_flags_exit_2_with_one_line() -> None:
     one_line_error(webchat("server", "--deny", "10.0.0.0/33"), 2, "--deny")
     one_line_error(webchat("server", "--token", "short"), 2, "token")
     one_line_error(webchat("server", "--idle-timeout", "0"), 2, "--idle-timeout")
+    bad_login = webchat("client", "--connect", "127.0.0.1:9", "--on-connect", r"x\q")
+    one_line_error(bad_login, 2, "--on-connect unknown escape")

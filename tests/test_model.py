@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webchat.model import Event, Message, console_line, iso_utc, peer_name, split_host_port
+from webchat.model import (
+    Event,
+    Message,
+    console_line,
+    iso_utc,
+    parse_hex,
+    peer_name,
+    split_host_port,
+    unescape,
+)
 
 
 @given(st.floats(min_value=0, max_value=4e9, allow_nan=False))
@@ -25,3 +35,31 @@ def test_console_lines_escape_control_characters() -> None:
     line = console_line(Message.received("a:1", b"\x1b[2Jhi\r\n"))
     assert "\x1b" not in line and line.endswith("a:1 \\x1b[2Jhi\\r\\n")
     assert console_line(Event("listening", None, "ok")).endswith("--- - listening: ok")
+
+
+def escape(data: bytes) -> str:
+    """What the page's escape mode lets a user type for `data`."""
+    return "".join(
+        "\\\\" if b == 0x5C else chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in data
+    )
+
+
+@given(st.binary(max_size=100))
+def test_escapes_name_any_bytes(data: bytes) -> None:
+    assert unescape(escape(data)) == data
+
+
+def test_escapes_and_their_errors() -> None:
+    assert unescape(r"USER bob\r\nA\tB\0\x41\\ é") == "USER bob\r\nA\tB\x00A\\ é".encode()
+    for bad in (r"a\q", "end\\", r"\x4"):
+        with pytest.raises(ValueError, match="unknown escape"):
+            unescape(bad)
+
+
+def test_hex_input_with_or_without_separators() -> None:
+    assert parse_hex("de ad be ef") == parse_hex("DEADBEEF") == parse_hex("de:ad:be:ef")
+    assert parse_hex("") == b""
+    with pytest.raises(ValueError, match="odd count"):
+        parse_hex("abc")
+    with pytest.raises(ValueError, match="not a hex digit"):
+        parse_hex("0x12 zz")

@@ -250,3 +250,36 @@ async def test_client_reconnects_and_records_only_changes() -> None:
     assert await reader.read() == b""
     listener.close()
     await listener.wait_closed()
+
+
+async def test_client_sends_its_login_on_every_connection() -> None:
+    rec = Recorder()
+    hub = Hub(MemoryStore(1000), 100, [rec])
+    accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+    async def on_accept(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await accepted.put((r, w))
+
+    listener = await asyncio.start_server(on_accept, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    client = TcpClient(
+        hub,
+        "127.0.0.1",
+        port,
+        framing="crlf",
+        max_line=1024,
+        write_limit=65536,
+        drain_timeout=5,
+        on_connect=[b"USER bob", b"\x00ping"],
+    )
+    await client.start()
+    for _ in range(2):  # the first connection, then a reconnect after the server hangs up
+        reader, writer = await asyncio.wait_for(accepted.get(), 10)
+        _opened.append(writer)
+        assert await reader.readexactly(17) == b"USER bob\r\n\x00ping\r\n"
+        writer.close()
+    outs = [e for e in rec.entries if isinstance(e, Message) and e.direction == "out"]
+    assert [m.data for m in outs] == [b"USER bob", b"\x00ping"] * 2
+    await client.stop()
+    listener.close()
+    await listener.wait_closed()

@@ -44,6 +44,7 @@ from webchat.model import (
     parse_client_frame,
     send_payload,
     split_host_port,
+    unescape,
 )
 from webchat.security import Guard, PeerRules
 from webchat.settings import Settings
@@ -122,7 +123,8 @@ def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> R
         if settings.connect is None:
             raise ValueError("the client role needs --connect HOST:PORT")
         host, port = split_host_port(settings.connect)
-        return TcpClient(hub, host, port, **common)
+        greeting = [unescape(text) for text in settings.on_connect]
+        return TcpClient(hub, host, port, on_connect=greeting, **common)
     assert tcp_sock is not None
     rules = PeerRules(settings.allow, settings.deny)
     return TcpServer(

@@ -26,7 +26,7 @@ from click.core import ParameterSource
 from webchat.app import close_websockets, create_app, open_transcript
 from webchat.export import MEDIA_TYPES, header, render
 from webchat.framing import FRAMERS
-from webchat.model import split_host_port
+from webchat.model import split_host_port, unescape
 from webchat.security import is_loopback, network
 from webchat.settings import Settings
 from webchat.store import Store, StoreError, scan
@@ -119,6 +119,7 @@ def server(**params: Any) -> None:
 
 @cli.command()
 @option("connect", metavar="HOST:PORT")
+@option("on_connect", metavar="TEXT", multiple=True)
 @apply(http_options)
 @apply(common_options)
 def client(**params: Any) -> None:
@@ -174,6 +175,11 @@ def load(**given: Any) -> Settings:
             split_host_port(settings.connect)
         except ValueError as exc:
             fail(f"--connect {exc}")
+    for text in settings.on_connect:
+        try:
+            unescape(text)
+        except ValueError as exc:
+            fail(f"--on-connect {exc}", USAGE_ERROR)
     for flag, blocks in (("--allow", settings.allow), ("--deny", settings.deny)):
         for block in blocks:
             try:

@@ -163,6 +163,31 @@ def parse_hex(text: str) -> bytes:
     return binascii.unhexlify(digits)
 
 
+_ESCAPES = {"r": b"\r", "n": b"\n", "t": b"\t", "0": b"\x00", "\\": b"\\"}
+
+
+def unescape(text: str) -> bytes:
+    """UTF-8 of `text` with `\\r \\n \\t \\0 \\xNN \\\\` turned into the bytes they name.
+
+    Raises ValueError naming the first bad escape."""
+    out = bytearray()
+    parts = iter(re.split(r"(\\x[0-9a-fA-F]{2}|\\.?)", text, flags=re.S))
+    for plain in parts:
+        out += plain.encode()
+        escape = next(parts, None)
+        if not escape:
+            continue
+        if escape.startswith("\\x") and len(escape) == 4:
+            out.append(int(escape[2:], 16))
+        elif escape[1:] in _ESCAPES:
+            out += _ESCAPES[escape[1:]]
+        else:
+            raise ValueError(
+                f"unknown escape {escape!r}: use \\r \\n \\t \\0 \\xNN or \\\\ for a backslash"
+            )
+    return bytes(out)
+
+
 def send_payload(text: object, hex_text: object) -> bytes | str:
     """The bytes of a send that gives exactly one of `text` and `hex`, or the error."""
     if (text is None) == (hex_text is None):

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     )
     allow: list[str] = Field([], description="TCP peers only from this address or CIDR block")
     deny: list[str] = Field([], description="no TCP peers from this address or CIDR block")
+    on_connect: list[str] = Field(
+        [],
+        description="client: text sent each time the connection is made, escapes allowed "
+        "(\\r \\n \\t \\0 \\xNN \\\\); repeatable",
+    )
     idle_timeout: float | None = Field(
         None, gt=0, description="close a TCP peer that has said nothing for this many seconds"
     )

@@ -16,7 +16,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, Literal, Protocol
 
 from webchat.framing import FLUSH_AFTER, FramingError, FramingName, make_framer
@@ -409,8 +409,10 @@ class TcpClient(_Base):
         write_limit: int,
         drain_timeout: float,
         idle_timeout: float | None = None,
+        on_connect: Sequence[bytes] = (),
     ) -> None:
         super().__init__(hub, framing, max_line, write_limit, drain_timeout, idle_timeout)
+        self._on_connect = list(on_connect)
         self._host = host
         self._port = port
         self._address = peer_name(host, port)
@@ -437,6 +439,14 @@ class TcpClient(_Base):
             self._runner.cancel()  # between attempts: nothing to close in order
         await self._stop_peers()
 
+    async def _greet(self) -> None:
+        """`--on-connect`, on every connection: a login must not be forgotten after a reconnect."""
+        for data in self._on_connect:
+            try:
+                await self.send(data, None)
+            except SendError:
+                return  # gone again already; the read loop records why
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         delays = backoff()
@@ -461,6 +471,7 @@ class TcpClient(_Base):
             delays = backoff()
             self._peers[peer.name] = peer
             await self._hub.record([Event("connected", peer.name, f"connected to {self._address}")])
+            await self._greet()
             await self._pump(peer, None)
             if self._stopping:
                 return
