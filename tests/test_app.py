@@ -385,3 +385,45 @@ def test_a_length_over_the_limit_closes_that_peer_with_a_clear_event() -> None:
         with join(client):
             big = client.post("/api/messages", json={"text": "x" * 70_000})
             assert big.status_code == 422 and "16-bit" in big.json()["detail"]
+
+
+def ipv6_or_skip() -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+
+
+def test_ipv6_server_names_peers_in_brackets_and_dual_stack_takes_ipv4() -> None:
+    ipv6_or_skip()
+    with make_client(tcp_host="::1") as client:
+        address = tcp_address(client)
+        assert address.startswith("[::1]:")
+        with join(client) as sock:
+            name = f"[::1]:{sock.getsockname()[1]}"
+            assert [p["peer"] for p in client.get("/api/status").json()["peers"]] == [name]
+            assert client.post("/api/messages", json={"text": "v6", "to": name}).status_code == 202
+            assert recv_until(sock, b"\n") == b"v6\n"
+    with make_client(tcp_host="::") as client:
+        port = tcp_address(client).rpartition(":")[2]
+        with dial(f"127.0.0.1:{port}") as v4:
+            wait_until(lambda: client.get("/api/status").json()["peers"])
+            peers = [p["peer"] for p in client.get("/api/status").json()["peers"]]
+            assert peers == [f"127.0.0.1:{v4.getsockname()[1]}"]
+
+
+def test_ipv6_client_connects_to_a_bracketed_address() -> None:
+    ipv6_or_skip()
+    with socket.socket(socket.AF_INET6) as listener:
+        listener.bind(("::1", 0))
+        listener.listen()
+        listener.settimeout(10)
+        port = listener.getsockname()[1]
+        with make_client(role="client", connect=f"[::1]:{port}") as client:
+            peer, _ = listener.accept()
+            with peer:
+                wait_until(lambda: client.get("/api/status").json()["peers"])
+                assert client.get("/api/status").json()["tcp"] == f"[::1]:{port}"
+                assert client.post("/api/messages", json={"text": "hi v6"}).status_code == 202
+                assert recv_until(peer, b"\n") == b"hi v6\n"

@@ -26,7 +26,7 @@ from click.core import ParameterSource
 from webchat.app import close_websockets, create_app, open_transcript
 from webchat.export import MEDIA_TYPES, header, render
 from webchat.framing import FRAMERS
-from webchat.model import split_host_port, unescape
+from webchat.model import peer_name, split_host_port, unescape
 from webchat.security import is_loopback, network
 from webchat.settings import Settings
 from webchat.store import Store, StoreError, scan
@@ -229,8 +229,8 @@ def describe_start(
     if settings.token is not None:
         page += f"?token={settings.token}" if shown else " (token required)"
     if tcp is not None:
-        tcp_host, tcp_port = tcp.getsockname()[:2]
-        what = f"TCP server on {tcp_host}:{tcp_port}" + (" (relay on)" if settings.relay else "")
+        relay = " (relay on)" if settings.relay else ""
+        what = f"TCP server on {peer_name(*tcp.getsockname()[:2])}{relay}"
     else:
         what = f"TCP client to {settings.connect}"
     return (
