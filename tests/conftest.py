@@ -61,7 +61,7 @@ def recv_until(sock: socket.socket, ending: bytes, limit: int = 1 << 20) -> byte
 
 
 START = re.compile(
-    r"page at http://127\.0\.0\.1:(\d+)/(?:\?token=(\S+))?(?: \(token required\))? - "
+    r"page at https?://127\.0\.0\.1:(\d+)/(?:\?token=(\S+))?(?: \(token required\))? - "
     r"TCP (?:server on|client to) [\d.]+:(\d+)"
 )
 

@@ -46,7 +46,7 @@ from webchat.model import (
     split_host_port,
     unescape,
 )
-from webchat.security import Guard, PeerRules
+from webchat.security import Guard, PeerRules, client_tls, server_tls
 from webchat.settings import Settings
 from webchat.store import PAGE, Match, Store, StoreError, open_store
 from webchat.tcp import STOP_TIMEOUT, Role, SendError, TcpClient, TcpServer, bind_listener
@@ -124,7 +124,9 @@ def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> R
             raise ValueError("the client role needs --connect HOST:PORT")
         host, port = split_host_port(settings.connect)
         greeting = [unescape(text) for text in settings.on_connect]
-        return TcpClient(hub, host, port, on_connect=greeting, **common)
+        wants_tls = settings.tls or settings.tls_ca is not None or settings.tls_insecure
+        tls = client_tls(settings.tls_ca, settings.tls_insecure) if wants_tls else None
+        return TcpClient(hub, host, port, on_connect=greeting, tls=tls, **common)
     assert tcp_sock is not None
     rules = PeerRules(settings.allow, settings.deny)
     return TcpServer(
@@ -133,6 +135,9 @@ def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> R
         max_clients=settings.max_clients,
         relay=settings.relay,
         refusal=rules.refusal,
+        tls=server_tls(settings.tcp_tls_cert, settings.tcp_tls_key)
+        if settings.tcp_tls_cert
+        else None,
         **common,
     )
 

@@ -27,7 +27,7 @@ from webchat.app import close_websockets, create_app, open_transcript
 from webchat.export import MEDIA_TYPES, header, render
 from webchat.framing import FRAMERS
 from webchat.model import peer_name, split_host_port, unescape
-from webchat.security import is_loopback, network
+from webchat.security import client_tls, is_loopback, network, server_tls
 from webchat.settings import Settings
 from webchat.store import Store, StoreError, scan
 from webchat.tcp import bind_listener, describe_error
@@ -63,6 +63,8 @@ http_options = [
     option("token", metavar="TOKEN"),
     option("no_auth"),
     option("allow_origin", metavar="ORIGIN", multiple=True),
+    option("http_tls_cert", metavar="FILE"),
+    option("http_tls_key", metavar="FILE"),
 ]
 common_options = [
     option("framing", type=click.Choice(list(FRAMERS))),
@@ -111,6 +113,8 @@ def cli(ctx: click.Context) -> None:
 @option("relay")
 @option("allow", metavar="CIDR", multiple=True)
 @option("deny", metavar="CIDR", multiple=True)
+@option("tcp_tls_cert", metavar="FILE")
+@option("tcp_tls_key", metavar="FILE")
 @apply(common_options)
 def server(**params: Any) -> None:
     """Listen for TCP clients and bridge them to the page (nc 127.0.0.1 9000 talks to it)."""
@@ -120,6 +124,9 @@ def server(**params: Any) -> None:
 @cli.command()
 @option("connect", metavar="HOST:PORT")
 @option("on_connect", metavar="TEXT", multiple=True)
+@option("tls")
+@option("tls_ca", metavar="FILE")
+@option("tls_insecure")
 @apply(http_options)
 @apply(common_options)
 def client(**params: Any) -> None:
@@ -180,6 +187,7 @@ def load(**given: Any) -> Settings:
             unescape(text)
         except ValueError as exc:
             fail(f"--on-connect {exc}", USAGE_ERROR)
+    check_tls(settings)
     for flag, blocks in (("--allow", settings.allow), ("--deny", settings.deny)):
         for block in blocks:
             try:
@@ -187,6 +195,29 @@ def load(**given: Any) -> Settings:
             except ValueError as exc:
                 fail(f"{flag} {exc}", USAGE_ERROR)
     return settings
+
+
+def check_tls(settings: Settings) -> None:
+    """Load every certificate now: a bad file is one line before anything listens."""
+    try:
+        if settings.tcp_tls_cert:
+            server_tls(settings.tcp_tls_cert, settings.tcp_tls_key)
+        if settings.http_tls_cert:
+            server_tls(settings.http_tls_cert, settings.http_tls_key)
+        if settings.tls_ca or settings.tls_insecure:
+            client_tls(settings.tls_ca, settings.tls_insecure)
+    except ValueError as exc:
+        fail(str(exc))
+    if settings.tcp_tls_key and not settings.tcp_tls_cert:
+        fail("--tcp-tls-key needs --tcp-tls-cert", USAGE_ERROR)
+    if settings.http_tls_key and not settings.http_tls_cert:
+        fail("--http-tls-key needs --http-tls-cert", USAGE_ERROR)
+    if settings.tls_insecure:
+        click.echo(
+            "webchat: warning: --tls-insecure: the server's certificate is not checked; "
+            "anyone on the path can read and change the traffic",
+            err=True,
+        )
 
 
 def guarded(settings: Settings) -> tuple[Settings, bool]:
@@ -225,14 +256,17 @@ def describe_start(
 ) -> str:
     host, port = http.getsockname()[:2]
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
-    page = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    scheme = "https" if settings.http_tls_cert else "http"
+    page = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}/"
     if settings.token is not None:
         page += f"?token={settings.token}" if shown else " (token required)"
     if tcp is not None:
         relay = " (relay on)" if settings.relay else ""
-        what = f"TCP server on {peer_name(*tcp.getsockname()[:2])}{relay}"
+        tls = " with TLS" if settings.tcp_tls_cert else ""
+        what = f"TCP server on {peer_name(*tcp.getsockname()[:2])}{tls}{relay}"
     else:
-        what = f"TCP client to {settings.connect}"
+        tls = " with TLS" if settings.tls or settings.tls_ca or settings.tls_insecure else ""
+        what = f"TCP client to {settings.connect}{tls}"
     return (
         f"webchat: page at {page} - {what}, {settings.framing} framing, transcript in {store.where}"
     )
@@ -265,6 +299,8 @@ async def serve(
         access_log=False,
         ws_max_size=WS_MAX_SIZE,
         ws_per_message_deflate=False,
+        ssl_certfile=settings.http_tls_cert,
+        ssl_keyfile=settings.http_tls_key,
         timeout_graceful_shutdown=2,
         lifespan="on",
     )
@@ -304,13 +340,19 @@ def run(settings: Settings) -> None:
     sys.stdout.flush()
     with (
         contextlib.suppress(KeyboardInterrupt),
-        asyncio.Runner(loop_factory=_loop_factory()) as runner,
+        asyncio.Runner(loop_factory=_loop_factory(settings)) as runner,
     ):
         runner.run(serve(settings, http, tcp, store))
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (uvicorn[standard] brings it): faster sockets, same API."""
+def _loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (uvicorn[standard] brings it): faster sockets, same API.
+
+    Not with a TLS server role: uvloop reads a new connection before its protocol can
+    pause it, so the ClientHello lands in the stream buffer and the handshake that
+    `start_tls` begins afterwards never sees it (measured: every ncat --ssl hung)."""
+    if settings.tcp_tls_cert:
+        return None
     try:
         import uvloop
     except ImportError:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from http.cookies import SimpleCookie
 from typing import Any
@@ -250,3 +251,27 @@ def network(text: str) -> IpNetwork:
         return ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
         raise ValueError(f"{text!r} is not an address or CIDR block, e.g. 10.0.0.0/8") from None
+
+
+def server_tls(cert: str, key: str | None) -> ssl.SSLContext:
+    """A TLS server context from PEM files; raises ValueError naming the file and the problem."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(f"cannot load the TLS certificate {cert} (key {key}): {what}") from None
+    return context
+
+
+def client_tls(ca: str | None, insecure: bool) -> ssl.SSLContext:
+    """Verify the server against `ca` (or the system's CAs) and its name, unless `insecure`."""
+    try:
+        context = ssl.create_default_context(cafile=ca)
+    except (OSError, ssl.SSLError) as exc:
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(f"cannot load the CA file {ca}: {what}") from None
+    if insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

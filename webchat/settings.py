@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     )
     allow: list[str] = Field([], description="TCP peers only from this address or CIDR block")
     deny: list[str] = Field([], description="no TCP peers from this address or CIDR block")
+    tcp_tls_cert: str | None = Field(None, description="server: TLS on the TCP port, this PEM cert")
+    tcp_tls_key: str | None = Field(None, description="server: the key for --tcp-tls-cert")
+    tls: bool = Field(False, description="client: speak TLS to the server (SNI from the host)")
+    tls_ca: str | None = Field(None, description="client: trust this CA file (default: system CAs)")
+    tls_insecure: bool = Field(
+        False, description="client: do not verify the server's certificate (warns)"
+    )
+    http_tls_cert: str | None = Field(None, description="serve the page over HTTPS with this cert")
+    http_tls_key: str | None = Field(None, description="the key for --http-tls-cert")
     on_connect: list[str] = Field(
         [],
         description="client: text sent each time the connection is made, escapes allowed "

@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from webchat.framing import FLUSH_AFTER, FramingError, FramingName, make_framer
 from webchat.hub import Hub
@@ -28,6 +29,7 @@ READ_SIZE = 64 * 1024
 BACKLOG = 4096
 """Pending connections the kernel queues; asyncio's default of 100 drops bursts of clients."""
 CONNECT_TIMEOUT = 10.0
+TLS_HANDSHAKE_TIMEOUT = 10.0
 STOP_TIMEOUT = 2.0
 """Seconds peers get to read our FIN and close before their tasks are cancelled."""
 _HARD_LIMIT_FACTOR = 4
@@ -95,6 +97,11 @@ class Peer:
             "bytes_out": self.bytes_out,
         }
 
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        """The server side of a TLS handshake on this connection, before any payload."""
+        await self.writer.start_tls(context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        self.writer.transport.set_write_buffer_limits(high=self._write_limit)  # a new transport
+
     def write(self, data: bytes) -> None:
         transport = self.writer.transport
         if transport.is_closing():
@@ -133,10 +140,16 @@ def describe_error(exc: BaseException) -> str:
     """An OSError in the words of netcat users: 'connection refused', not '[Errno 111]'."""
     if isinstance(exc, TimeoutError):
         return "timed out"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {(exc.reason or str(exc)).replace('_', ' ').lower()}"
     if isinstance(exc, socket.gaierror):
         return f"cannot resolve host ({exc.strerror})"
     if isinstance(exc, OSError) and exc.errno is not None:
         return os.strerror(exc.errno).lower()
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by peer"
     return str(exc) or type(exc).__name__
 
 
@@ -312,6 +325,15 @@ class _Base(abc.ABC):
                 await asyncio.wait(pending)
 
 
+class _PausedUntilTls(asyncio.StreamReaderProtocol):
+    """Reads nothing until `start_tls`: a ClientHello read into the stream buffer first
+    would be lost to the handshake (uvloop reads at once and loses it every time)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        cast(asyncio.ReadTransport, transport).pause_reading()  # uvloop's are not subclasses
+        super().connection_made(transport)
+
+
 class TcpServer(_Base):
     """Accepts any number of peers (or `max_clients`); `relay` makes them a chat room."""
 
@@ -330,9 +352,11 @@ class TcpServer(_Base):
         drain_timeout: float,
         idle_timeout: float | None = None,
         refusal: Callable[[str], str | None] = lambda host: None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(hub, framing, max_line, write_limit, drain_timeout, idle_timeout)
         self._refusal = refusal
+        self._tls = tls
         self._sock = sock
         self._max_clients = max_clients
         self._relay = relay
@@ -349,9 +373,13 @@ class TcpServer(_Base):
         return f"no TCP client is connected; connect one, e.g. nc {nc[0].strip('[]')} {nc[2]}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._accept, sock=self._sock, limit=READ_SIZE, backlog=BACKLOG
-        )
+        def protocol() -> asyncio.StreamReaderProtocol:
+            reader = asyncio.StreamReader(limit=READ_SIZE)
+            kind = _PausedUntilTls if self._tls else asyncio.StreamReaderProtocol
+            return kind(reader, self._accept)
+
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(protocol, sock=self._sock, backlog=BACKLOG)
         await self._hub.record(
             [Event("listening", None, f"waiting for clients on {self._address}")]
         )
@@ -375,6 +403,14 @@ class TcpServer(_Base):
             writer.transport.abort()
             await self._hub.record([Event("rejected", peer.name, refused)])
             return
+        if self._tls is not None:
+            try:
+                await peer.start_tls(self._tls)
+            except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+                writer.transport.abort()
+                why = f"TLS handshake failed: {describe_error(exc)}"
+                await self._hub.record([Event("rejected", peer.name, why)])
+                return
         if self._max_clients and len(self._peers) >= self._max_clients:
             plural = "" if self._max_clients == 1 else "s"
             why = f"server full ({self._max_clients} client{plural} max)"
@@ -410,9 +446,11 @@ class TcpClient(_Base):
         drain_timeout: float,
         idle_timeout: float | None = None,
         on_connect: Sequence[bytes] = (),
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__(hub, framing, max_line, write_limit, drain_timeout, idle_timeout)
         self._on_connect = list(on_connect)
+        self._tls = tls
         self._host = host
         self._port = port
         self._address = peer_name(host, port)
@@ -455,7 +493,12 @@ class TcpClient(_Base):
             try:
                 async with asyncio.timeout(CONNECT_TIMEOUT):
                     reader, writer = await asyncio.open_connection(
-                        self._host, self._port, limit=READ_SIZE
+                        self._host,
+                        self._port,
+                        limit=READ_SIZE,
+                        ssl=self._tls,
+                        server_hostname=self._host if self._tls else None,
+                        ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._tls else None,
                     )
                 peer = self._new_peer(reader, writer)
             except OSError as exc:
