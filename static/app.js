@@ -14,6 +14,11 @@ const peerSelect = document.getElementById("peer");
 const search = document.getElementById("search");
 const searchInfo = document.getElementById("search-info");
 const olderButton = document.getElementById("older");
+const hexAll = document.getElementById("hex-all");
+const sendMode = document.getElementById("send-mode");
+const PING_EVERY = 10000; // ms between round-trip probes on the WebSocket
+const PING_GRACE = 30000; // no pong for this long: the socket is dead, reconnect
+const VIEWS = ["text", "escaped", "hex"];
 
 let socket = null;
 let lastId = 0;
@@ -26,6 +31,11 @@ let olderDone = false; // nothing older is left to load for this view
 let loadingOlder = false;
 let query = ""; // the active search; "" shows everything
 let arrivedDuringFetch = null; // entries that came while a search was being fetched
+const messages = new WeakMap(); // line element -> its entry, for the global hex switch
+let pingId = 0;
+let pingSentAt = 0;
+let lastPong = 0;
+let rttMs = null;
 function clock(ts) {
   const d = ts ? new Date(ts) : new Date();
   return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
@@ -90,10 +100,57 @@ const EVENT_WORDS = {
   connect_failed: (e) => `Cannot connect to ${e.peer}: ${e.detail}`,
 };
 
+function bytesOf(e) {
+  return Uint8Array.from(atob(e.b64), (c) => c.charCodeAt(0));
+}
+
+const NAMED = { 0: "\\0", 9: "\\t", 10: "\\n", 13: "\\r", 92: "\\\\" };
+
+function escaped(bytes) {
+  let out = "";
+  for (const b of bytes) {
+    if (NAMED[b]) out += NAMED[b];
+    else if (b >= 0x20 && b < 0x7f) out += String.fromCharCode(b);
+    else out += "\\x" + b.toString(16).padStart(2, "0");
+  }
+  return out;
+}
+
+function hexDump(bytes) {
+  const rows = [];
+  for (let at = 0; at < bytes.length; at += 16) {
+    const row = bytes.slice(at, at + 16);
+    const hex = [...row].map((b) => b.toString(16).padStart(2, "0")).join(" ");
+    const ascii = [...row].map((b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : ".")).join("");
+    rows.push(`${at.toString(16).padStart(8, "0")}  ${hex.padEnd(47)}  |${ascii}|`);
+  }
+  return rows.join("\n") || "(empty)";
+}
+
+function render(el, e, view) {
+  const text = el.querySelector(".text");
+  const button = el.querySelector("button.view");
+  el.dataset.view = view;
+  button.textContent = view;
+  button.setAttribute("aria-label", `Showing ${view}; switch view`);
+  if (view === "text") text.textContent = e.text;
+  else if (view === "escaped") text.textContent = escaped(bytesOf(e));
+  else text.textContent = hexDump(bytesOf(e));
+}
+
 function entryLine(e) {
   if (e.type === "message") {
     const target = e.direction === "out" ? `to ${e.peer || "all"}` : `from ${e.peer}`;
-    return line(e.direction, e.ts, [span("dir", e.direction), span("peer", target), span("text", e.text)], e.id);
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "view";
+    const el = line(e.direction, e.ts, [span("dir", e.direction), span("peer", target), button, span("text", "")], e.id);
+    render(el, e, hexAll.checked ? "hex" : "text");
+    button.addEventListener("click", () => {
+      render(el, e, VIEWS[(VIEWS.indexOf(el.dataset.view) + 1) % VIEWS.length]);
+    });
+    messages.set(el, e);
+    return el;
   }
   const words = EVENT_WORDS[e.kind] || ((x) => `${x.kind} ${x.peer || ""} ${x.detail}`);
   return line("event " + e.kind, e.ts, [span("text", words(e))], e.id);
@@ -175,7 +232,8 @@ function showStatus() {
   } else {
     tcp = peers.size ? `connected to ${tcpAddress}` : `not connected to ${tcpAddress || "TCP"}`;
   }
-  statusBadge.textContent = `WebSocket ${open ? "open" : "reconnecting…"} · TCP ${tcp}`;
+  const rtt = open && rttMs !== null ? ` (${rttMs < 10 ? rttMs.toFixed(1) : Math.round(rttMs)} ms)` : "";
+  statusBadge.textContent = `WebSocket ${open ? "open" + rtt : "reconnecting…"} · TCP ${tcp}`;
   statusBadge.className = "badge " + (open && peers.size ? "ok" : open ? "" : "bad");
 }
 
@@ -195,7 +253,23 @@ function onFrame(frame) {
     trackPeers(frame);
   } else if (frame.type === "error") {
     say("error", frame.detail);
+  } else if (frame.type === "pong" && frame.id === pingId) {
+    lastPong = Date.now();
+    rttMs = performance.now() - pingSentAt;
+    showStatus();
   }
+}
+
+function ping() {
+  if (!socket || socket.readyState !== WebSocket.OPEN) return;
+  if (Date.now() - lastPong > PING_GRACE) {
+    say("event", "WebSocket stopped answering; reconnecting");
+    socket.close();
+    return;
+  }
+  pingId += 1;
+  pingSentAt = performance.now();
+  socket.send(JSON.stringify({ type: "ping", id: pingId }));
 }
 
 function connect() {
@@ -205,6 +279,9 @@ function connect() {
   socket = new WebSocket(url);
   socket.addEventListener("open", () => {
     retryDelay = 500;
+    lastPong = Date.now();
+    rttMs = null;
+    ping();
     showStatus();
   });
   socket.addEventListener("message", (ev) => onFrame(JSON.parse(ev.data)));
@@ -222,7 +299,10 @@ form.addEventListener("submit", (ev) => {
     say("error", "Not connected to webchat yet; your text is kept, press Send again in a moment.");
     return;
   }
-  const frame = { type: "send", text: entry.value };
+  const frame = { type: "send" };
+  if (sendMode.value === "hex") frame.hex = entry.value;
+  else frame.text = entry.value;
+  if (sendMode.value === "escapes") frame.escapes = true;
   if (peerSelect && peerSelect.value) frame.to = peerSelect.value;
   socket.send(JSON.stringify(frame));
   entry.value = "";
@@ -238,6 +318,19 @@ log.addEventListener("scroll", () => {
   if (log.scrollTop < 40) loadOlder();
 });
 olderButton.addEventListener("click", loadOlder);
+hexAll.addEventListener("change", () => {
+  for (const el of log.querySelectorAll(".line[data-view]")) {
+    render(el, messages.get(el), hexAll.checked ? "hex" : "text");
+  }
+});
+sendMode.addEventListener("change", () => {
+  entry.placeholder = {
+    text: "Type a message, Enter sends",
+    escapes: "Text with \\r \\n \\t \\0 \\xNN \\\\ escapes",
+    hex: "Hex bytes, e.g. de ad be ef",
+  }[sendMode.value];
+});
+setInterval(ping, PING_EVERY);
 
 showStatus();
 connect();

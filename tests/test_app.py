@@ -427,3 +427,22 @@ def test_ipv6_client_connects_to_a_bracketed_address() -> None:
                 assert client.get("/api/status").json()["tcp"] == f"[::1]:{port}"
                 assert client.post("/api/messages", json={"text": "hi v6"}).status_code == 202
                 assert recv_until(peer, b"\n") == b"hi v6\n"
+
+
+def test_ws_ping_gets_a_pong_with_the_same_id(client: TestClient) -> None:
+    with client.websocket_connect("/ws") as ws:
+        assert ws.receive_json()["type"] == "hello"
+        ws.send_json({"type": "ping", "id": 7})
+        frame = ws.receive_json()
+        while frame["type"] != "pong":
+            frame = ws.receive_json()
+        assert frame == {"type": "pong", "id": 7}
+
+
+def test_escapes_in_a_send(client: TestClient) -> None:
+    with join(client) as sock:
+        sent = client.post("/api/messages", json={"text": r"a\tb\x00", "escapes": True})
+        assert sent.status_code == 202 and base64.b64decode(sent.json()["b64"]) == b"a\tb\x00"
+        assert recv_until(sock, b"\n") == b"a\tb\x00\n"
+        bad = client.post("/api/messages", json={"text": r"\q", "escapes": True})
+        assert bad.status_code == 422 and "unknown escape" in bad.json()["detail"]

@@ -261,3 +261,47 @@ def test_the_page_opened_with_its_token_works_and_the_bare_page_is_refused(
         context.close()
     finally:
         running.stop()
+
+
+def test_bytes_views_and_hex_send(browser: Browser) -> None:
+    running = Running(
+        "server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--framing", "raw"
+    )
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{running.http_port}/")
+        log = page.get_by_role("log")
+        with dial(f"127.0.0.1:{running.tcp_port}") as sock:
+            expect(page.locator("#peer option")).to_have_count(2)
+            sock.sendall(b"A\x00B\r\n")
+            line = page.locator(".line.in").first
+            expect(line).to_contain_text("from 127.0.0.1")
+            switch = line.get_by_role("button")
+            expect(switch).to_have_text("text")
+            switch.click()
+            expect(line.locator(".text")).to_have_text("A\\0B\\r\\n")
+            switch.click()
+            expect(line.locator(".text")).to_have_text(
+                "00000000  41 00 42 0d 0a" + " " * 34 + "  |A.B..|"
+            )
+            switch.click()
+            expect(switch).to_have_text("text")
+            page.get_by_label("Show as hex").check()
+            expect(line.locator(".text")).to_contain_text("41 00 42 0d 0a")
+            page.get_by_label("Send as").select_option("hex")
+            page.get_by_label("Message").fill("de ad be ef")
+            page.get_by_label("Message").press("Enter")
+            sock.settimeout(5)
+            assert sock.recv(100) == b"\xde\xad\xbe\xef"
+            page.get_by_label("Message").fill("abc")
+            page.get_by_label("Message").press("Enter")
+            expect(log).to_contain_text("odd count")
+            page.get_by_label("Send as").select_option("escapes")
+            page.get_by_label("Message").fill(r"x\r\n\x00")
+            page.get_by_label("Message").press("Enter")
+            assert sock.recv(100) == b"x\r\n\x00"
+        expect(page.locator("#status")).to_contain_text(re.compile(r"WebSocket open \([\d.]+ ms\)"))
+        context.close()
+    finally:
+        running.stop()

@@ -283,3 +283,17 @@ async def test_client_sends_its_login_on_every_connection() -> None:
     await client.stop()
     listener.close()
     await listener.wait_closed()
+
+
+async def test_peers_get_tcp_keepalive() -> None:
+    rec = Recorder()
+    server = make_server(rec)
+    await server.start()
+    await open_peer(server)
+    await rec.wait(lambda: server.peers)
+    (peer,) = server.peers.values()
+    sock = peer.writer.get_extra_info("socket")
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    if hasattr(socket, "TCP_KEEPIDLE"):
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
+    await server.stop()

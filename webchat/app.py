@@ -36,6 +36,7 @@ from webchat.export import MEDIA_TYPES, Format, header, render
 from webchat.hub import GOING_AWAY, Closed, Hub, Subscriber
 from webchat.model import (
     Entry,
+    Ping,
     SendRequest,
     console_line,
     dumps,
@@ -89,6 +90,7 @@ class SendBody(BaseModel):
     hex: str | None = Field(
         None, description="bytes to send, as hex digits (spaces optional), e.g. de ad be ef"
     )
+    escapes: bool = Field(False, description="turn \\r \\n \\t \\0 \\xNN \\\\ in text into bytes")
     to: str | None = Field(None, description="a peer name such as 127.0.0.1:5555; null for all")
 
 
@@ -234,7 +236,7 @@ def create_app(
 
     @app.post("/api/messages", status_code=202, summary="Send text or bytes to every peer or one")
     async def post_message(body: SendBody) -> dict[str, Any]:
-        data = send_payload(body.text, body.hex)
+        data = send_payload(body.text, body.hex, body.escapes)
         if isinstance(data, str):
             raise HTTPException(422, data)
         if too_long := max_text_error(data):
@@ -307,6 +309,9 @@ def create_app(
 
     async def handle_frame(raw: str, sub: Subscriber) -> None:
         request = parse_client_frame(raw)
+        if isinstance(request, Ping):
+            sub.offer((0, dumps({"type": "pong", "id": request.id})))
+            return
         if isinstance(request, SendRequest):
             problem = max_text_error(request.data)
             if problem is None:

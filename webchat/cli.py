@@ -65,6 +65,8 @@ http_options = [
     option("allow_origin", metavar="ORIGIN", multiple=True),
     option("http_tls_cert", metavar="FILE"),
     option("http_tls_key", metavar="FILE"),
+    option("ws_ping_interval", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS"),
+    option("ws_ping_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS"),
 ]
 common_options = [
     option("framing", type=click.Choice(list(FRAMERS))),
@@ -299,6 +301,8 @@ async def serve(
         access_log=False,
         ws_max_size=WS_MAX_SIZE,
         ws_per_message_deflate=False,
+        ws_ping_interval=settings.ws_ping_interval,
+        ws_ping_timeout=settings.ws_ping_timeout,
         ssl_certfile=settings.http_tls_cert,
         ssl_keyfile=settings.http_tls_key,
         timeout_graceful_shutdown=2,

@@ -188,12 +188,22 @@ def unescape(text: str) -> bytes:
     return bytes(out)
 
 
-def send_payload(text: object, hex_text: object) -> bytes | str:
-    """The bytes of a send that gives exactly one of `text` and `hex`, or the error."""
+def send_payload(text: object, hex_text: object, escapes: object = False) -> bytes | str:
+    """The bytes of a send that gives exactly one of `text` and `hex`, or the error.
+    With `escapes`, `\\r \\n \\t \\0 \\xNN \\\\` in `text` become the bytes they name."""
     if (text is None) == (hex_text is None):
         return 'give exactly one of "text" (a string) and "hex" (hex digits)'
+    if not isinstance(escapes, bool):
+        return '"escapes" must be true or false'
     if text is not None:
-        return text.encode() if isinstance(text, str) else '"text" must be a string'
+        if not isinstance(text, str):
+            return '"text" must be a string'
+        if not escapes:
+            return text.encode()
+        try:
+            return unescape(text)
+        except ValueError as exc:
+            return str(exc)
     if not isinstance(hex_text, str):
         return '"hex" must be a string of hex digits, e.g. "de ad be ef"'
     try:
@@ -202,7 +212,14 @@ def send_payload(text: object, hex_text: object) -> bytes | str:
         return str(exc)
 
 
-def parse_client_frame(raw: str | bytes) -> SendRequest | str:
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """A browser measuring its round trip: answered at once with `pong` and the same id."""
+
+    id: object
+
+
+def parse_client_frame(raw: str | bytes) -> SendRequest | Ping | str:
     """A `/ws` frame from the browser, or the error detail to send back.
 
     Errors are values here so the endpoint can answer them and keep the
@@ -215,12 +232,14 @@ def parse_client_frame(raw: str | bytes) -> SendRequest | str:
     if not isinstance(frame, dict):
         return 'frames must be JSON objects, e.g. {"type":"send","text":"hello"}'
     kind = frame.get("type")
+    if kind == "ping":
+        return Ping(frame.get("id"))
     if kind != "send":
-        return f'unknown frame type {kind!r}: the only type a browser sends is "send"'
+        return f'unknown frame type {kind!r}: a browser sends "send" (or "ping")'
     to = frame.get("to")
     if to is not None and not isinstance(to, str):
         return '"to" must be a peer name such as "127.0.0.1:5555", or null for every peer'
-    data = send_payload(frame.get("text"), frame.get("hex"))
+    data = send_payload(frame.get("text"), frame.get("hex"), frame.get("escapes", False))
     return data if isinstance(data, str) else SendRequest(data, to)
 
 

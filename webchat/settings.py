@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     )
     http_tls_cert: str | None = Field(None, description="serve the page over HTTPS with this cert")
     http_tls_key: str | None = Field(None, description="the key for --http-tls-cert")
+    ws_ping_interval: float = Field(
+        20.0, gt=0, description="seconds between WebSocket pings from the server"
+    )
+    ws_ping_timeout: float = Field(
+        20.0, gt=0, description="seconds to wait for a pong before dropping the WebSocket"
+    )
     on_connect: list[str] = Field(
         [],
         description="client: text sent each time the connection is made, escapes allowed "
