@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,6 +24,16 @@ import websockets
 
 NCAT_MAX_CONNS = 1000
 """ncat's select() loop cannot go past FD_SETSIZE (1024) descriptors."""
+
+
+def which(name: str) -> str | None:
+    """A tool on PATH or beside this Python (a venv that was not activated)."""
+    return shutil.which(
+        name,
+        path=os.pathsep.join(
+            [str(Path(sys.executable).parent), os.defpath, os.environ.get("PATH", "")]
+        ),
+    )
 
 
 def free_port() -> int:
@@ -86,7 +98,7 @@ async def websockify(handler: Handler) -> AsyncIterator[tuple[str, subprocess.Po
     target = await asyncio.start_server(handler, "127.0.0.1", 0)
     target_port = target.sockets[0].getsockname()[1]
     port = free_port()
-    exe = shutil.which("websockify")
+    exe = which("websockify")
     assert exe is not None
     async with target, tool([exe, f"127.0.0.1:{port}", f"127.0.0.1:{target_port}"], port) as proc:
         yield f"ws://127.0.0.1:{port}/", proc
@@ -161,7 +173,7 @@ async def idle_ws(count: int) -> float:
 @contextlib.asynccontextmanager
 async def ncat_broker() -> AsyncIterator[tuple[int, subprocess.Popen[bytes]]]:
     port = free_port()
-    exe = shutil.which("ncat")
+    exe = which("ncat")
     assert exe is not None
     args = [exe, "-l", "--broker", "-m", str(NCAT_MAX_CONNS), "127.0.0.1", str(port)]
     async with tool(args, port) as proc:
@@ -210,4 +222,4 @@ async def idle_tcp(count: int) -> float:
 
 
 def available() -> dict[str, bool]:
-    return {"websockify": bool(shutil.which("websockify")), "ncat": bool(shutil.which("ncat"))}
+    return {"websockify": bool(which("websockify")), "ncat": bool(which("ncat"))}
