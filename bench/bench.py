@@ -82,12 +82,7 @@ async def webchat(*flags: str) -> AsyncIterator[Server]:
             raise RuntimeError(f"webchat did not start: {line!r}")
         yield Server(proc, int(match[1]), int(match[2]))
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        peers.end(proc)
         if proc.stdout:
             proc.stdout.close()
         scratch.cleanup()
@@ -233,16 +228,7 @@ async def relay_fanout(c: Counts) -> float:
         await wait_peers(server, ws, c.relay_receivers + 1)
         line = payload("r", 64)
         expected = c.relay_lines * len(line)
-
-        async def drain(reader: asyncio.StreamReader) -> None:
-            got = 0
-            while got < expected:
-                chunk = await reader.read(1 << 20)
-                if not chunk:
-                    raise RuntimeError("a relay receiver was closed")
-                got += len(chunk)
-
-        draining = asyncio.gather(*(drain(r) for r, _ in receivers))
+        draining = asyncio.gather(*(peers.drain(r, expected) for r, _ in receivers))
         elapsed = await timed_write(sender, line * 100, c.relay_lines // 100, draining)
         for _, w in [*receivers, (None, sender)]:
             w.close()

@@ -81,12 +81,17 @@ async def tool(args: list[str], port: int) -> AsyncIterator[subprocess.Popen[byt
         await wait_listening(port)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end(proc)
+
+
+def end(proc: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """Stop a process this benchmark started, by its PID: politely, then for sure."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -187,17 +192,8 @@ async def relay_fanout(receivers: int, lines: int) -> float:
         await asyncio.sleep(0.3)  # ncat has no event to wait on: let it register everyone
         line = b"r" * 63 + b"\n"
         expected = lines * len(line)
-
-        async def drain(reader: asyncio.StreamReader) -> None:
-            got = 0
-            while got < expected:
-                chunk = await reader.read(1 << 20)
-                if not chunk:
-                    raise RuntimeError("ncat closed a receiver")
-                got += len(chunk)
-
         started = time.perf_counter()
-        draining = asyncio.gather(*(drain(r) for r, _ in readers))
+        draining = asyncio.gather(*(drain(r, expected) for r, _ in readers))
         for _ in range(lines // 100):
             sender.write(line * 100)
             await sender.drain()
@@ -219,6 +215,16 @@ async def idle_tcp(count: int) -> float:
         for _, w in peers:
             w.close()
         return (after - before) / count
+
+
+async def drain(reader: asyncio.StreamReader, expected: int) -> None:
+    """Read until `expected` bytes came; a receiver closed early is a lost delivery."""
+    got = 0
+    while got < expected:
+        chunk = await reader.read(1 << 20)
+        if not chunk:
+            raise RuntimeError(f"a receiver was closed after {got} of {expected} bytes")
+        got += len(chunk)
 
 
 def available() -> dict[str, bool]:
