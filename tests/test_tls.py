@@ -7,6 +7,7 @@ import contextlib
 import shutil
 import ssl
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,7 @@ def test_a_bad_certificate_file_is_one_line(tmp_path: Path) -> None:
     bogus = tmp_path / "bogus.pem"
     bogus.write_text("not a certificate")
     result = subprocess.run(
-        ["python", "-m", "webchat", "server", "--tcp-tls-cert", str(bogus)],
+        [sys.executable, "-m", "webchat", "server", "--tcp-tls-cert", str(bogus)],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
