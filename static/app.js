@@ -238,7 +238,9 @@ function showStatus() {
 }
 
 function onFrame(frame) {
-  if (frame.type === "hello") {
+  if (frame.type === "batch") {
+    for (const inner of frame.frames) onFrame(inner);
+  } else if (frame.type === "hello") {
     tcpAddress = frame.tcp;
     replayedUpTo = frame.last_id || 0;
     peers.clear();
@@ -276,6 +278,7 @@ function connect() {
   const url = new URL("ws", location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   if (lastId) url.searchParams.set("after", String(lastId));
+  url.searchParams.set("batch", "1"); // a flood arrives as a few messages, not one per line
   socket = new WebSocket(url);
   socket.addEventListener("open", () => {
     retryDelay = 500;

@@ -446,3 +446,25 @@ def test_escapes_in_a_send(client: TestClient) -> None:
         assert recv_until(sock, b"\n") == b"a\tb\x00\n"
         bad = client.post("/api/messages", json={"text": r"\q", "escapes": True})
         assert bad.status_code == 422 and "unknown escape" in bad.json()["detail"]
+
+
+def test_ws_batch_mode_sends_batches_of_encoded_frames(client: TestClient) -> None:
+    with join(client) as sock:
+        sock.sendall(b"".join(b"b%d\n" % i for i in range(50)))
+        wait_until(lambda: client.get("/api/messages?q=b49").json()["messages"])
+    with client.websocket_connect("/ws?batch=1&after=0") as ws:
+        assert ws.receive_json()["type"] == "hello"
+        first = ws.receive_json()
+        assert first["type"] == "batch"
+        texts = [f["text"] for f in first["frames"] if f["type"] == "message"]
+        assert texts == [f"b{i}" for i in range(50)]
+        ws.send_json({"type": "ping", "id": "x"})
+        batch = ws.receive_json()
+        while {"type": "pong", "id": "x"} not in batch["frames"]:  # after any late event
+            batch = ws.receive_json()
+        assert batch["type"] == "batch"
+    with client.websocket_connect("/ws?batch=yes") as ws:
+        assert "batch must be 0" in ws.receive_json()["detail"]
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert closed.value.code == 1008
