@@ -305,3 +305,38 @@ def test_bytes_views_and_hex_send(browser: Browser) -> None:
         context.close()
     finally:
         running.stop()
+
+
+def test_the_page_survives_kill_9_and_resumes_without_duplicates(
+    browser: Browser, tmp_path: Path
+) -> None:
+    db = str(tmp_path / "t.sqlite3")
+    first = Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--db", db)
+    ports = ["--tcp-port", str(first.tcp_port), "--http-port", str(first.http_port)]
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"http://127.0.0.1:{first.http_port}/")
+    log = page.get_by_role("log")
+    with dial(f"127.0.0.1:{first.tcp_port}") as sock:
+        sock.sendall(b"before the crash\n")
+        expect(log).to_contain_text("before the crash")
+    first.proc.kill()  # kill -9: no goodbye to the page
+    first.stop()
+    expect(page.locator("#status")).to_contain_text("reconnecting")
+    second = Running("server", *ports, "--quiet", "--db", db)
+    try:
+        expect(page.locator("#status")).to_contain_text("WebSocket open", timeout=15_000)
+        with dial(f"127.0.0.1:{second.tcp_port}") as sock:
+            sock.sendall(b"after the restart\n")
+            expect(log).to_contain_text("after the restart")
+        expect(page.locator(".line", has_text="before the crash")).to_have_count(1)
+        page.reload()
+        expect(log).to_contain_text("after the restart")
+        expect(page.locator(".line", has_text="before the crash")).to_have_count(1)
+        ids = page.locator(".line[data-id]").evaluate_all(
+            "els => els.map(e => Number(e.dataset.id))"
+        )
+        assert ids == sorted(set(ids))
+    finally:
+        context.close()
+        second.stop()
