@@ -14,5 +14,6 @@ def test_quick_benchmark_completes_every_row() -> None:
         [sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=240
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    for row in ("tcp→ws", "ws→tcp", "round trip", "relay fan-out", "ws fan-out", "bulk", "idle"):
+    rows = ("tcp→ws", "batched", "ws→tcp", "round trip", "relay fan-out", "ws fan-out", "bulk")
+    for row in (*rows, "idle TCP", "idle WebSocket", "durability"):
         assert row in result.stdout
