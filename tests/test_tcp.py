@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 import struct
 from collections.abc import AsyncIterator, Sequence
@@ -297,3 +298,26 @@ async def test_peers_get_tcp_keepalive() -> None:
     if hasattr(socket, "TCP_KEEPIDLE"):
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
     await server.stop()
+
+
+async def test_a_server_that_hangs_up_at_once_is_not_hammered() -> None:
+    rec = Recorder()
+    hub = Hub(MemoryStore(1000), 100, [rec])
+    accepted: list[float] = []
+
+    async def hang_up(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        accepted.append(asyncio.get_running_loop().time())
+        w.close()
+
+    listener = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    client = TcpClient(
+        hub, "127.0.0.1", port, framing="line", max_line=1024, write_limit=65536, drain_timeout=5
+    )
+    await client.start()
+    await rec.wait(lambda: len(accepted) >= 4, timeout=10)
+    gaps = [b - a for a, b in itertools.pairwise(accepted)]
+    assert gaps[1] > gaps[0] * 1.5 and gaps[2] > gaps[1] * 1.5  # 0.5 s, 1 s, 2 s: backing off
+    await client.stop()
+    listener.close()
+    await listener.wait_closed()

@@ -30,6 +30,9 @@ BACKLOG = 4096
 """Pending connections the kernel queues; asyncio's default of 100 drops bursts of clients."""
 CONNECT_TIMEOUT = 10.0
 TLS_HANDSHAKE_TIMEOUT = 10.0
+STABLE_AFTER = 5.0
+"""Seconds a connection must last before the reconnect backoff starts over, so a server
+that accepts and hangs up at once is not hammered every half second (websockets does so too)."""
 STOP_TIMEOUT = 2.0
 """Seconds peers get to read our FIN and close before their tasks are cancelled."""
 _HARD_LIMIT_FACTOR = 4
@@ -522,13 +525,15 @@ class TcpClient(_Base):
                 await asyncio.sleep(delay)
                 continue
             failing = False
-            delays = backoff()
             self._peers[peer.name] = peer
             await self._hub.record([Event("connected", peer.name, f"connected to {self._address}")])
             await self._greet()
+            connected_at = loop.time()
             await self._pump(peer, None)
             if self._stopping:
                 return
+            if loop.time() - connected_at >= STABLE_AFTER:
+                delays = backoff()
             delay = next(delays)
             self._retry_at = loop.time() + delay
             await asyncio.sleep(delay)
