@@ -12,6 +12,7 @@ from webchat.model import (
     Event,
     Message,
     console_line,
+    escape,
     iso_utc,
     parse_hex,
     peer_name,
@@ -35,13 +36,7 @@ def test_console_lines_escape_control_characters() -> None:
     line = console_line(Message.received("a:1", b"\x1b[2Jhi\r\n"))
     assert "\x1b" not in line and line.endswith("a:1 \\x1b[2Jhi\\r\\n")
     assert console_line(Event("listening", None, "ok")).endswith("--- - listening: ok")
-
-
-def escape(data: bytes) -> str:
-    """What the page's escape mode lets a user type for `data`."""
-    return "".join(
-        "\\\\" if b == 0x5C else chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in data
-    )
+    assert console_line(Message.received("a:1", b"ok\xff\x00")).endswith(r"a:1 ok\xff\0")
 
 
 @given(st.binary(max_size=100))

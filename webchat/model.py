@@ -166,6 +166,14 @@ def parse_hex(text: str) -> bytes:
 _ESCAPES = {"r": b"\r", "n": b"\n", "t": b"\t", "0": b"\x00", "\\": b"\\"}
 
 
+_NAMED = {0: "\\0", 9: "\\t", 10: "\\n", 13: "\\r", 0x5C: "\\\\"}
+
+
+def escape(data: bytes) -> str:
+    """Bytes as `unescape` reads them back: printable ASCII as is, the rest `\\xNN`."""
+    return "".join(_NAMED.get(b) or (chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}") for b in data)
+
+
 def unescape(text: str) -> bytes:
     """UTF-8 of `text` with `\\r \\n \\t \\0 \\xNN \\\\` turned into the bytes they name.
 
@@ -257,6 +265,8 @@ def console_line(entry: Entry) -> str:
         time.strftime("%H:%M:%S", time.localtime(entry.ts)) + f".{int(entry.ts * 1000) % 1000:03d}"
     )
     if isinstance(entry, Message):
-        return f"{clock} {entry.direction:<3} {entry.peer or '*'} {printable(entry.text)}"
+        lossy = "\ufffd" in entry.text and entry.text.encode() != entry.data
+        text = escape(entry.data) if lossy else printable(entry.text)
+        return f"{clock} {entry.direction:<3} {entry.peer or '*'} {text}"
     detail = printable(entry.detail)
     return f"{clock} --- {entry.peer or '-'} {entry.kind}{': ' + detail if detail else ''}"
