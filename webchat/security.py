@@ -13,7 +13,7 @@ import hmac
 import ipaddress
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -97,7 +97,7 @@ class Guard:
         cookies: SimpleCookie = SimpleCookie()
         try:
             cookies.load(headers.get("cookie", ""))
-        except Exception:  # a malformed Cookie header carries no token
+        except CookieError:  # a malformed Cookie header carries no token
             return None, False
         morsel = cookies.get(cookie_name(scope))
         return (morsel.value.encode() if morsel else None), False
