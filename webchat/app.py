@@ -128,8 +128,7 @@ def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> R
             raise ValueError("the client role needs --connect HOST:PORT")
         host, port = split_host_port(settings.connect)
         greeting = [unescape(text) for text in settings.on_connect]
-        wants_tls = settings.tls or settings.tls_ca is not None or settings.tls_insecure
-        tls = client_tls(settings.tls_ca, settings.tls_insecure) if wants_tls else None
+        tls = client_tls(settings.tls_ca, settings.tls_insecure) if settings.client_tls else None
         return TcpClient(hub, host, port, on_connect=greeting, tls=tls, **common)
     assert tcp_sock is not None
     rules = PeerRules(settings.allow, settings.deny)

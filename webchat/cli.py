@@ -267,7 +267,7 @@ def describe_start(
         tls = " with TLS" if settings.tcp_tls_cert else ""
         what = f"TCP server on {peer_name(*tcp.getsockname()[:2])}{tls}{relay}"
     else:
-        tls = " with TLS" if settings.tls or settings.tls_ca or settings.tls_insecure else ""
+        tls = " with TLS" if settings.client_tls else ""
         what = f"TCP client to {settings.connect}{tls}"
     return (
         f"webchat: page at {page} - {what}, {settings.framing} framing, transcript in {store.where}"

@@ -101,3 +101,8 @@ class Settings(BaseSettings):
     max_body: int = Field(
         1024 * 1024, ge=1024, description="largest HTTP request body; larger is 413"
     )
+
+    @property
+    def client_tls(self) -> bool:
+        """The client role speaks TLS: `--tls`, or a flag that only makes sense with it."""
+        return self.tls or self.tls_ca is not None or self.tls_insecure
