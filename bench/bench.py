@@ -193,6 +193,29 @@ async def tcp_to_ws_batched(c: Counts) -> float:
         return c.lines / elapsed
 
 
+async def client_ceiling(c: Counts) -> float:
+    """How fast this client reads entry frames from a bare websockets server (bench/ceiling.py):
+    the most the tcp→ws row could show, since the same client counts there."""
+    script = Path(__file__).with_name("ceiling.py")
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once per workload, outside the timing
+        [sys.executable, str(script), str(c.lines)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(await asyncio.to_thread(proc.stdout.readline))
+        async with websockets.connect(
+            f"ws://127.0.0.1:{port}/", max_size=None, max_queue=None, compression=None
+        ) as ws:
+            await ws.recv()
+            started = time.perf_counter()
+            await count_messages(ws, "ccc", c.lines)
+            return c.lines / (time.perf_counter() - started)
+    finally:
+        peers.end(proc)
+        if proc.stdout:
+            proc.stdout.close()
+
+
 async def durability_cost(c: Counts) -> float:
     """tcp→ws on the default SQLite file over the same on `--db :memory:`."""
     return await tcp_to_ws(c) / await tcp_to_ws(c, "--db", ":memory:")
@@ -336,6 +359,7 @@ class Row:
 WORKLOADS: list[Row] = [
     Row("tcp→ws", "lines/s", tcp_to_ws),
     Row("tcp→ws batched", "lines/s", tcp_to_ws_batched),
+    Row("client ceiling", "frames/s", client_ceiling),
     Row("ws→tcp", "messages/s", ws_to_tcp, "websockify", lambda c: peers.ws_to_tcp(c.sends)),
     Row(
         "round trip",
