@@ -99,6 +99,12 @@ class Running:
                 return line
         raise AssertionError(f"no stdout line matched {pattern!r}")
 
+    def __enter__(self) -> Running:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()

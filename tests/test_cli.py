@@ -102,15 +102,12 @@ def test_console_mirror_prints_each_message_and_event(server: Running) -> None:
 
 
 def test_quiet_prints_only_the_start_line() -> None:
-    running = Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet")
-    try:
+    with Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet") as running:
         with dial(f"127.0.0.1:{running.tcp_port}") as sock:
             sock.sendall(b"hello\n")
             time.sleep(0.5)
         with pytest.raises(AssertionError):
             running.expect("hello", timeout=0.5)
-    finally:
-        running.stop()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -136,16 +133,10 @@ def test_signal_closes_peers_with_fin_websockets_with_1001_and_exits_0(
 
 def test_start_line_names_the_transcript_file(tmp_path: Path) -> None:
     db = tmp_path / "named.sqlite3"
-    running = Running("server", "--tcp-port", "0", "--http-port", "0", "--db", str(db))
-    try:
+    with Running("server", "--tcp-port", "0", "--http-port", "0", "--db", str(db)) as running:
         assert running.start_line.endswith(f"transcript in {db}")
-    finally:
-        running.stop()
-    memory = Running("server", "--tcp-port", "0", "--http-port", "0", "--db", ":memory:")
-    try:
+    with Running("server", "--tcp-port", "0", "--http-port", "0", "--db", ":memory:") as memory:
         assert "transcript in memory" in memory.start_line
-    finally:
-        memory.stop()
 
 
 def test_a_bad_transcript_file_is_one_line_naming_it(tmp_path: Path) -> None:
@@ -197,14 +188,10 @@ def acknowledged_traffic(running: Running, stop_after: int) -> tuple[dict[int, s
 
 def test_kill_9_loses_nothing_acknowledged_and_ids_continue(tmp_path: Path) -> None:
     db = str(tmp_path / "crash.sqlite3")
-    first = Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--db", db)
-    try:
+    with Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--db", db) as first:
         acked, shown = acknowledged_traffic(first, 200)
-    finally:
-        first.stop()
     assert len(acked) == 200 and shown
-    second = Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--db", db)
-    try:
+    with Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--db", db) as second:
         base = f"http://127.0.0.1:{second.http_port}"
         entries = httpx.get(f"{base}/api/messages?limit=10000").json()["messages"]
         while len(entries) % 10000 == 0 and entries:
@@ -229,14 +216,13 @@ def test_kill_9_loses_nothing_acknowledged_and_ids_continue(tmp_path: Path) -> N
                 if frame["type"] in ("message", "event"):
                     replayed.append(frame["id"])
         assert replayed == [i for i in ids if i > resume_at]
-    finally:
-        second.stop()
 
 
 def test_export_writes_a_live_transcript_offline(tmp_path: Path) -> None:
     db = tmp_path / "live.sqlite3"
-    running = Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--db", str(db))
-    try:
+    with Running(
+        "server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--db", str(db)
+    ) as running:
         with dial(f"127.0.0.1:{running.tcp_port}") as sock:
             sock.sendall(b"first, with comma\nsecond\n")
             base = f"http://127.0.0.1:{running.http_port}"
@@ -253,13 +239,12 @@ def test_export_writes_a_live_transcript_offline(tmp_path: Path) -> None:
         assert json.loads(jsonl.stdout.splitlines()[0])["id"] == 2
         txt = webchat("export", "--db", str(db), "--format", "txt").stdout
         assert re.search(r"Z  in   127\.0\.0\.1:\d+  second$", txt, re.M)
-    finally:
-        running.stop()
 
 
 def test_off_loopback_a_token_is_generated_and_the_bare_url_refused() -> None:
-    running = Running("server", "--tcp-port", "0", "--http-port", "0", "--http-host", "0.0.0.0")
-    try:
+    with Running(
+        "server", "--tcp-port", "0", "--http-port", "0", "--http-host", "0.0.0.0"
+    ) as running:
         assert running.token and len(running.token) >= 24
         base = f"http://127.0.0.1:{running.http_port}"
         assert httpx.get(f"{base}/").status_code == 401
@@ -275,8 +260,6 @@ def test_off_loopback_a_token_is_generated_and_the_bare_url_refused() -> None:
             assert '"hello"' in str(ws.recv(timeout=5))
         with pytest.raises(Exception, match="401"):
             ws_connect(f"ws://127.0.0.1:{running.http_port}/ws").close()
-    finally:
-        running.stop()
 
 
 def test_no_auth_off_loopback_warns(tmp_path: Path) -> None:

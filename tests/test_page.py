@@ -208,17 +208,14 @@ def test_a_page_from_another_port_cannot_open_the_websocket(
 
 def test_allow_origin_lets_a_named_site_in(browser: Browser, other_site: str) -> None:
     origin = other_site.rstrip("/")
-    running = Running(
+    with Running(
         "server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--allow-origin", origin
-    )
-    try:
+    ) as running:
         context = browser.new_context()
         page = context.new_page()
         page.goto(other_site)
         assert page.evaluate(OPEN_WS, f"ws://127.0.0.1:{running.http_port}/ws") == "open"
         context.close()
-    finally:
-        running.stop()
 
 
 def test_the_page_works_under_its_csp_with_no_violation(browser: Browser, server: Running) -> None:
@@ -243,10 +240,9 @@ def test_the_page_works_under_its_csp_with_no_violation(browser: Browser, server
 def test_the_page_opened_with_its_token_works_and_the_bare_page_is_refused(
     browser: Browser,
 ) -> None:
-    running = Running(
+    with Running(
         "server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--http-host", "0.0.0.0"
-    )
-    try:
+    ) as running:
         context = browser.new_context()
         page = context.new_page()
         bare = page.goto(f"http://127.0.0.1:{running.http_port}/")
@@ -259,15 +255,12 @@ def test_the_page_opened_with_its_token_works_and_the_bare_page_is_refused(
             page.get_by_label("Message").press("Enter")
             assert recv_until(sock, b"\n") == b"authorised\n"
         context.close()
-    finally:
-        running.stop()
 
 
 def test_bytes_views_and_hex_send(browser: Browser) -> None:
-    running = Running(
+    with Running(
         "server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--framing", "raw"
-    )
-    try:
+    ) as running:
         context = browser.new_context()
         page = context.new_page()
         page.goto(f"http://127.0.0.1:{running.http_port}/")
@@ -303,8 +296,6 @@ def test_bytes_views_and_hex_send(browser: Browser) -> None:
             assert sock.recv(100) == b"x\r\n\x00"
         expect(page.locator("#status")).to_contain_text(re.compile(r"WebSocket open \([\d.]+ ms\)"))
         context.close()
-    finally:
-        running.stop()
 
 
 def test_the_page_survives_kill_9_and_resumes_without_duplicates(

@@ -206,13 +206,11 @@ def test_an_oversized_or_malformed_browser_frame_closes_only_that_socket(
 
 
 def test_a_websocket_that_stops_answering_pings_is_dropped() -> None:
-    running = Running(
-        "server", "--tcp-port", "0", "--http-port", "0", "--quiet",
-        "--ws-ping-interval", "0.3", "--ws-ping-timeout", "0.3",
-    )  # fmt: skip
-    try:
-        with api(running) as http, stalled_websocket(running.http_port):
-            wait_until(lambda: http.get("/api/status").json()["subscribers"] == 1)
-            wait_until(lambda: http.get("/api/status").json()["subscribers"] == 0, 10)
-    finally:
-        running.stop()
+    pings = ("--ws-ping-interval", "0.3", "--ws-ping-timeout", "0.3")
+    with (
+        Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", *pings) as running,
+        api(running) as http,
+        stalled_websocket(running.http_port),
+    ):
+        wait_until(lambda: http.get("/api/status").json()["subscribers"] == 1)
+        wait_until(lambda: http.get("/api/status").json()["subscribers"] == 0, 10)
