@@ -272,7 +272,7 @@ def create_app(
             Literal["in", "out"] | None, Query(description="only messages this way")
         ] = None,
     ) -> dict[str, Any]:
-        match = None if q is peer is direction is None else Match(q, peer, direction)
+        match = Match(q, peer, direction)  # unset fields match everything
         newest_first = before is not None
         entries = await runtime().hub.store.read(
             after, min(limit, MAX_PAGE), before=before, newest_first=newest_first, match=match
