@@ -22,6 +22,7 @@ import dataclasses
 import os
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,7 +264,7 @@ class SqliteStore:
         self._first = first or 1
         self._last = last or 0
         self._next = self._last + 1
-        self._pending: list[tuple[list[Entry], asyncio.Future[None]]] = []
+        self._pending: deque[tuple[list[Entry], asyncio.Future[None]]] = deque()
         self._committer: asyncio.Task[None] | None = None
         self._writer = concurrent.futures.ThreadPoolExecutor(1, "webchat-store-write")
         self._readers = concurrent.futures.ThreadPoolExecutor(2, "webchat-store-read")
@@ -305,7 +306,7 @@ class SqliteStore:
         self._pending.append((stored, done))
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_groups())
-        await asyncio.shield(done)
+        await done  # cancelling the caller cancels only this wait: the group still commits
         return stored
 
     async def _commit_groups(self) -> None:
@@ -315,21 +316,23 @@ class SqliteStore:
                 group: list[tuple[list[Entry], asyncio.Future[None]]] = []
                 size = 0
                 while self._pending and (not group or size + len(self._pending[0][0]) <= GROUP):
-                    group.append(self._pending.pop(0))
+                    group.append(self._pending.popleft())
                     size += len(group[-1][0])
                 rows = [_row(e, e.id) for entries, _ in group for e in entries]
                 try:
                     await loop.run_in_executor(self._writer, self._write, rows)
                 except StoreError as exc:
                     self._failure = exc
-                    for _, done in group + self._pending:
-                        done.set_exception(exc)
+                    for _, done in [*group, *self._pending]:
+                        if not done.done():
+                            done.set_exception(exc)
                     self._pending.clear()
                     return
                 if rows:
                     self._last = rows[-1][0]
                 for _, done in group:
-                    done.set_result(None)
+                    if not done.done():
+                        done.set_result(None)
         finally:
             self._committer = None
 
