@@ -10,7 +10,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 
-from tests.test_app import make_client
+from tests.test_api import make_client
 
 client = make_client()
 schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)

@@ -18,7 +18,7 @@ import trustme
 from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import Running, dial, wait_until
-from tests.test_app import make_client, tcp_address
+from tests.test_api import make_client, tcp_address
 
 
 @pytest.fixture(scope="module")

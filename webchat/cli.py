@@ -23,14 +23,15 @@ import pydantic
 import uvicorn
 from click.core import ParameterSource
 
-from webchat.app import close_websockets, create_app, open_transcript
 from webchat.export import MEDIA_TYPES, header, render
-from webchat.framing import FRAMERS
-from webchat.model import peer_name, split_host_port, unescape
-from webchat.security import client_tls, is_loopback, network, server_tls
-from webchat.settings import Settings
-from webchat.store import Store, StoreError, scan
-from webchat.tcp import bind_listener, describe_error
+from webchat.model import peer_name
+from webchat.roles.net import bind_listener, describe_error, is_loopback
+from webchat.settings import Settings, Unusable
+from webchat.store import Store, StoreError
+from webchat.store.schema import scan
+from webchat.types import FRAMING_NAMES
+from webchat.web.app import close_websockets, create_app
+from webchat.web.runtime import open_transcript
 
 USAGE_ERROR = 2
 RUN_ERROR = 1
@@ -69,7 +70,7 @@ http_options = [
     option("ws_ping_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS"),
 ]
 common_options = [
-    option("framing", type=click.Choice(list(FRAMERS))),
+    option("framing", type=click.Choice(FRAMING_NAMES)),
     option("max_line", type=click.IntRange(1, 16 * 1024 * 1024), metavar="BYTES"),
     option("max_history", type=click.IntRange(1), metavar="N"),
     option("db", metavar="PATH"),
@@ -170,56 +171,31 @@ def export_command(db: str, fmt: Any, after: int, before: int | None, output: An
 
 
 def load(**given: Any) -> Settings:
+    """Settings, or one line: exit 2 for a malformed value, 1 for one that cannot be used."""
     try:
         settings = Settings(**given)
     except pydantic.ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        hint = f"check --{where.replace('_', '-')} or WEBCHAT_{where.upper()}"
-        fail(f"{where}: {first['msg']} ({hint})", USAGE_ERROR)
-    if settings.role == "client" and settings.connect is None:
-        fail("the client role needs --connect HOST:PORT (or WEBCHAT_CONNECT)", USAGE_ERROR)
-    if settings.connect is not None:
-        try:
-            split_host_port(settings.connect)
-        except ValueError as exc:
-            fail(f"--connect {exc}")
-    for text in settings.on_connect:
-        try:
-            unescape(text)
-        except ValueError as exc:
-            fail(f"--on-connect {exc}", USAGE_ERROR)
-    check_tls(settings)
-    for flag, blocks in (("--allow", settings.allow), ("--deny", settings.deny)):
-        for block in blocks:
-            try:
-                network(block)
-            except ValueError as exc:
-                fail(f"{flag} {exc}", USAGE_ERROR)
-    return settings
-
-
-def check_tls(settings: Settings) -> None:
-    """Load every certificate now: a bad file is one line before anything listens."""
-    try:
-        if settings.tcp_tls_cert:
-            server_tls(settings.tcp_tls_cert, settings.tcp_tls_key)
-        if settings.http_tls_cert:
-            server_tls(settings.http_tls_cert, settings.http_tls_key)
-        if settings.tls_ca or settings.tls_insecure:
-            client_tls(settings.tls_ca, settings.tls_insecure)
-    except ValueError as exc:
-        fail(str(exc))
-    if settings.tcp_tls_key and not settings.tcp_tls_cert:
-        fail("--tcp-tls-key needs --tcp-tls-cert", USAGE_ERROR)
-    if settings.http_tls_key and not settings.http_tls_cert:
-        fail("--http-tls-key needs --http-tls-cert", USAGE_ERROR)
+        fail(*describe_invalid(exc.errors()[0]))
     if settings.tls_insecure:
         click.echo(
             "webchat: warning: --tls-insecure: the server's certificate is not checked; "
             "anyone on the path can read and change the traffic",
             err=True,
         )
+    return settings
+
+
+def describe_invalid(error: Any) -> tuple[str, int]:
+    """A pydantic error as the flag it is about, and the exit code."""
+    where = ".".join(str(part) for part in error["loc"][:1])
+    cause = error.get("ctx", {}).get("error")
+    code = RUN_ERROR if isinstance(cause, Unusable) else USAGE_ERROR
+    if not where:
+        return str(cause or error["msg"]), code
+    flag = "--" + where.replace("_", "-")
+    if isinstance(cause, ValueError):
+        return f"{flag} {cause}", code
+    return f"{where}: {error['msg']} (check {flag} or WEBCHAT_{where.upper()})", code
 
 
 def guarded(settings: Settings) -> tuple[Settings, bool]:
@@ -245,12 +221,12 @@ def listen(side: str, host: str, port: int, flag: str) -> socket.socket:
         fail(f"cannot listen for {side} on {host}:{port}: {why} (choose another {flag})")
 
 
-def resolve(target: str) -> None:
-    host, port = split_host_port(target)
+def resolve(settings: Settings) -> None:
+    host, port = settings.target
     try:
         socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        fail(f"--connect {target}: {describe_error(exc)}")
+        fail(f"--connect {settings.connect}: {describe_error(exc)}")
 
 
 def describe_start(
@@ -267,7 +243,7 @@ def describe_start(
         tls = " with TLS" if settings.tcp_tls_cert else ""
         what = f"TCP server on {peer_name(*tcp.getsockname()[:2])}{tls}{relay}"
     else:
-        tls = " with TLS" if settings.client_tls else ""
+        tls = " with TLS" if settings.speaks_tls else ""
         what = f"TCP client to {settings.connect}{tls}"
     return (
         f"webchat: page at {page} - {what}, {settings.framing} framing, transcript in {store.where}"
@@ -333,8 +309,7 @@ def run(settings: Settings) -> None:
     if settings.role == "server":
         tcp = listen("TCP", settings.tcp_host, settings.tcp_port, "--tcp-port")
     else:
-        assert settings.connect is not None
-        resolve(settings.connect)
+        resolve(settings)
     http = listen("HTTP", settings.http_host, settings.http_port, "--http-port")
     try:
         store = open_transcript(settings, tcp)

@@ -12,7 +12,9 @@ import io
 from collections.abc import Iterable
 from typing import Literal
 
-from webchat.model import Entry, Message, dumps, entry_dict, iso_utc, printable
+from webchat.model import Entry, Message, iso_utc
+from webchat.notation import printable
+from webchat.wire.json import frame
 
 Format = Literal["jsonl", "csv", "txt"]
 MEDIA_TYPES: dict[Format, str] = {
@@ -30,7 +32,7 @@ def header(fmt: Format) -> str:
 
 def render(fmt: Format, entries: Iterable[Entry]) -> str:
     if fmt == "jsonl":
-        return "".join(dumps(entry_dict(entry)) + "\n" for entry in entries)
+        return "".join(frame(entry) + "\n" for entry in entries)
     if fmt == "csv":
         return _csv(_csv_row(entry) for entry in entries)
     return "".join(_txt_line(entry) + "\n" for entry in entries)

@@ -1,6 +1,6 @@
 """Sans-I/O framing: bytes from a TCP stream in, message payloads out.
 
-A framer never touches a socket, a task or a clock. `tcp.py` feeds it what
+A framer never touches a socket, a task or a clock. `roles/peer.py` feeds it what
 `recv()` returned and calls `flush()` after `FLUSH_AFTER` seconds of silence,
 so a peer that sends `hello` without a newline (the seed client does) is
 still heard. Every buffer is bounded by `max_line`: past it a line is cut into
@@ -11,9 +11,9 @@ buffer past its limit before any newline arrives.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal, Protocol
+from typing import Protocol
 
-FramingName = Literal["line", "crlf", "raw", "nul", "len16", "len32"]
+from webchat.types import FramingName
 
 FLUSH_AFTER = 0.2
 """Seconds of silence after which a partial line is delivered as it is."""
@@ -27,7 +27,7 @@ class FramingError(ValueError):
 
 
 class Framer(Protocol):
-    """What `tcp.py` needs from a framing mode."""
+    """What a TCP peer needs from a framing mode."""
 
     @property
     def pending(self) -> bool:

@@ -1,31 +1,44 @@
-"""Record entries through the store, then fan them out; replay, then live.
+"""The transcript is the hub: every reader is a cursor into it.
 
-Fan-out never waits for a subscriber (websockets' broadcast topic explains
-why): each subscriber owns a bounded queue fed without awaiting, and one
-that falls `queue_size` frames behind is closed with 1013 so it can resume
-with `?after=`. Recording awaits the store, so whoever records (a TCP read
-loop) is paced by the store and reads no faster than entries are kept.
+A reader (a `/ws` connection; later another instance) is a position, the
+last id it was sent. It takes what follows that position from a small window
+of recent frames, encoded once and shared by every reader, while it is near
+the head; once it has fallen behind the window, from the store, a page at a
+time; then it joins the window again. Nothing is queued per reader, so no
+reader is ever dropped for being slow and memory does not grow with how far
+behind readers are (Kafka consumer offsets and Redis Streams' `XREAD` work
+the same way). The hub learns of new entries from the store's tail, not from
+whoever appended them, so an engine with several writers fits under it.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from webchat.model import Entry, dumps, entry_dict
+from webchat.model import Entry
 from webchat.store import Store
+from webchat.wire.json import frame
 
 Listener = Callable[[Sequence[Entry]], None]
-"""Called with each recorded batch, e.g. the console mirror."""
+"""Called with each committed batch, e.g. the console mirror."""
 
 GOING_AWAY = 1001
-TRY_AGAIN_LATER = 1013
-_REPLAY_PAGE = 500
+WINDOW_ENTRIES = 4096
+WINDOW_BYTES = 4 * 1024 * 1024
+"""The shared window: enough for a reader to ride out a burst, small against the store."""
+PAGE_ENTRIES = 500
+PAGE_BYTES = 1024 * 1024
+"""A read from the store is bounded by bytes too: one 64 KiB entry weighs 1,000 short ones."""
+TAKE = 1000
+"""Most frames one `next_frames` hands out: a reply waits for at most this many."""
+CONTROL_LIMIT = 64
+"""Replies (pong, error) a reader may have waiting; past it its client's frames wait."""
 
 
 class Closed(Exception):
-    """The subscriber must close its WebSocket with this code and reason."""
+    """The reader must close its WebSocket with this code and reason."""
 
     def __init__(self, code: int, reason: str) -> None:
         super().__init__(code, reason)
@@ -33,130 +46,161 @@ class Closed(Exception):
         self.reason = reason
 
 
-class Subscriber:
-    """One `/ws` connection's bounded queue of encoded frames.
+class Window:
+    """The frames of the newest committed entries, bounded by count and bytes.
 
-    Items are `(id, frame)`; replies that are not entries (errors) carry id 0
-    and are never deduplicated.
-    """
+    Ids in the window are contiguous, so a position maps to an index in O(1);
+    the front is trimmed lazily, amortised O(1) per frame."""
 
-    def __init__(self, queue_size: int) -> None:
-        self._queue: deque[tuple[int, str]] = deque()
-        self._size = queue_size
-        self._wakeup = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-        self._closed: Closed | None = None
+    __slots__ = ("_bytes", "_first", "_frames", "_max_bytes", "_max_entries", "_sizes", "_start")
 
-    def offer(self, item: tuple[int, str]) -> None:
-        if self._closed is not None:
-            return
-        if len(self._queue) >= self._size:
-            self.close(
-                TRY_AGAIN_LATER,
-                f"too slow: {self._size} frames queued; reconnect with ?after=<last id seen>",
-            )
-            return
-        self._queue.append(item)
-        self._wakeup.set()
-        if len(self._queue) >= self._size // 2:
-            self._room.clear()
+    def __init__(self, next_id: int, max_entries: int, max_bytes: int) -> None:
+        self._first = next_id  # id of _frames[_start]
+        self._frames: list[str] = []
+        self._sizes: deque[int] = deque()
+        self._start = 0
+        self._bytes = 0
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
 
-    async def wait_for_room(self) -> None:
-        """Pace this subscriber's own sends by how fast it reads: a client that sends
-        faster than it reads its `out` echoes waits here instead of being closed."""
-        await self._room.wait()
+    @property
+    def next_id(self) -> int:
+        return self._first + len(self._frames) - self._start
+
+    def add(self, first_id: int, frames: Sequence[str]) -> None:
+        if first_id != self.next_id:  # a gap (another writer's ids): start over from here
+            self._frames, self._start, self._bytes = [], 0, 0
+            self._sizes.clear()
+            self._first = first_id
+        self._frames.extend(frames)
+        for text in frames:
+            self._sizes.append(len(text))
+            self._bytes += len(text)
+        while len(self._sizes) > self._max_entries or (
+            self._bytes > self._max_bytes and len(self._sizes) > 1
+        ):
+            self._bytes -= self._sizes.popleft()
+            self._start += 1
+            self._first += 1
+        if self._start > len(self._frames) // 2:
+            del self._frames[: self._start]
+            self._start = 0
+
+    def after(self, position: int, most: int) -> list[str] | None:
+        """Up to `most` frames after `position`; None when it is older than the window."""
+        if position + 1 < self._first:
+            return None
+        index = self._start + position + 1 - self._first
+        return self._frames[index : index + most]
+
+
+class Reader:
+    """One cursor: its position, the replies it owes, and its wake-up."""
+
+    __slots__ = ("closed", "control", "position", "room", "wake")
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+        self.control: deque[str] = deque()
+        self.closed: Closed | None = None
+        self.wake = asyncio.Event()
+        self.room = asyncio.Event()
+        self.room.set()
+
+    def reply(self, text: str) -> None:
+        """A frame that is not an entry (pong, error): it goes out ahead of entries."""
+        self.control.append(text)
+        if len(self.control) >= CONTROL_LIMIT:
+            self.room.clear()
+        self.wake.set()
 
     def close(self, code: int, reason: str) -> None:
-        if self._closed is None:
-            self._closed = Closed(code, reason)
-            self._queue.clear()
-            self._wakeup.set()
-            self._room.set()
+        if self.closed is None:
+            self.closed = Closed(code, reason)
+        self.wake.set()
+        self.room.set()
 
-    async def next_batch(self) -> list[tuple[int, str]]:
-        """Everything queued so far, waiting for at least one item; raises `Closed`."""
-        while not self._queue:
-            if self._closed is not None:
-                raise self._closed
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        if self._closed is not None:
-            raise self._closed
-        batch = list(self._queue)
-        self._queue.clear()
-        self._room.set()
-        return batch
+    def take_replies(self) -> list[str]:
+        replies = list(self.control)
+        self.control.clear()
+        self.room.set()
+        return replies
 
 
 class Hub:
-    def __init__(self, store: Store, queue_size: int, listeners: Sequence[Listener] = ()) -> None:
+    def __init__(
+        self,
+        store: Store,
+        listeners: Sequence[Listener] = (),
+        *,
+        window_entries: int = WINDOW_ENTRIES,
+        window_bytes: int = WINDOW_BYTES,
+    ) -> None:
         self.store = store
-        self._queue_size = queue_size
         self._listeners = list(listeners)
-        self.subscribers: set[Subscriber] = set()
-        self._live: set[Subscriber] = set()
+        self._window = Window(store.last_id + 1, window_entries, window_bytes)
+        self.readers: set[Reader] = set()
+        self._waiting: set[Reader] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        store.follow(self._committed)
 
-    async def record(self, entries: Sequence[Entry]) -> list[Entry]:
-        """Store, then publish: nothing is shown before it is kept."""
-        stored = await self.store.append(entries)
-        frames = [(entry.id, dumps(entry_dict(entry))) for entry in stored]
-        for sub in self._live:
-            for frame in frames:
-                sub.offer(frame)
+    async def record(self, entries: Sequence[Entry]) -> Sequence[Entry]:
+        """Commit `entries`; they reach readers through the store's tail."""
+        return await self.store.append(entries)
+
+    def _committed(self, entries: Sequence[Entry]) -> None:
+        if not entries:
+            return
+        self._window.add(entries[0].id, [frame(entry) for entry in entries])
+        for reader in self._waiting:
+            reader.wake.set()
+        self._waiting.clear()
         for listener in self._listeners:
-            listener(stored)
-        return stored
+            listener(entries)
 
-    def subscribe(self) -> Subscriber:
-        """Count a `/ws` endpoint; it gets live entries once `frames` has replayed."""
-        sub = Subscriber(self._queue_size)
-        self.subscribers.add(sub)
+    def attach(self, position: int) -> Reader:
+        reader = Reader(position)
+        self.readers.add(reader)
         self._idle.clear()
-        return sub
+        return reader
 
-    def go_live(self, sub: Subscriber) -> None:
-        """From now on every recorded entry is queued for `sub`."""
-        if sub in self.subscribers:
-            self._live.add(sub)
-
-    def unsubscribe(self, sub: Subscriber) -> None:
-        self.subscribers.discard(sub)
-        self._live.discard(sub)
-        if not self.subscribers:
+    def detach(self, reader: Reader) -> None:
+        self.readers.discard(reader)
+        self._waiting.discard(reader)
+        if not self.readers:
             self._idle.set()
 
-    async def frames(self, sub: Subscriber, after: int) -> AsyncIterator[list[str]]:
-        """Batches of frames for `sub`: the stored entries after `after`, then live ones.
+    async def next_frames(self, reader: Reader) -> list[str]:
+        """What `reader` is sent next: its replies, else the entries after its position,
+        waiting for one. Raises `Closed`."""
+        while True:
+            if reader.closed is not None:
+                raise reader.closed
+            if reader.control:
+                return reader.take_replies()
+            frames = self._window.after(reader.position, TAKE)
+            if frames is None:
+                frames, last = await self._page(reader.position)
+            else:
+                last = reader.position + len(frames)
+            if frames:
+                reader.position = last
+                return frames
+            reader.wake.clear()
+            self._waiting.add(reader)
+            await reader.wake.wait()
 
-        `sub` joins the live fan-out only when a replay page comes back short,
-        so a long replay (a million entries) does not fill its queue; one more
-        read then covers what was published just before it joined. Live entries
-        whose id a read already covered are skipped: no gap and no duplicate.
-        """
-        last = after
-        while True:
-            page = await self.store.read(last, _REPLAY_PAGE)
-            if page:
-                last = page[-1].id
-                yield [dumps(entry_dict(entry)) for entry in page]
-            if len(page) < _REPLAY_PAGE:
-                if sub in self._live:
-                    break
-                self.go_live(sub)
-        while True:
-            batch = await sub.next_batch()
-            fresh = [frame for entry_id, frame in batch if entry_id == 0 or entry_id > last]
-            last = max(last, *(entry_id for entry_id, _ in batch))
-            if fresh:
-                yield fresh
+    async def _page(self, position: int) -> tuple[list[str], int]:
+        """Behind the window: the next page from the store, encoded for this reader only,
+        and the id it ends at (pruned ids are simply not there)."""
+        page = await self.store.read(position, PAGE_ENTRIES, max_bytes=PAGE_BYTES)
+        return [frame(entry) for entry in page], (page[-1].id if page else position)
 
     def close_all(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
-        for sub in self.subscribers:
-            sub.close(code, reason)
+        for reader in self.readers:
+            reader.close(code, reason)
 
-    async def wait_unsubscribed(self) -> None:
-        """Return once no `/ws` endpoint is left; the caller bounds the wait."""
+    async def wait_detached(self) -> None:
+        """Return once no reader is left; the caller bounds the wait."""
         await self._idle.wait()

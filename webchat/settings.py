@@ -1,26 +1,34 @@
-"""Every flag, default and limit in one place.
+"""Every flag, default and limit in one place, parsed and validated once.
 
 The CLI passes only the flags a user typed; pydantic-settings fills the rest
-from `WEBCHAT_<FLAG>` variables, then from these defaults. Limits that have no
-flag yet still live here, so there is one answer to "how big can it get".
+from `WEBCHAT_<FLAG>` variables, then from these defaults. Validators turn
+text into what the roles take (an address, login bytes, peer rules, TLS
+contexts) and keep it, so nothing is parsed twice. Limits that have no flag
+yet still live here, so there is one answer to "how big can it get".
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import ssl
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from webchat.framing import FramingName
+from webchat.model import split_host_port
+from webchat.notation import unescape
+from webchat.roles.net import PeerRules, client_tls, network, server_tls
+from webchat.types import FramingName, RoleName
 
-Role = Literal["server", "client"]
+
+class Unusable(ValueError):
+    """A well-formed value that cannot be used here (a file that does not load, an
+    address without a port): the CLI exits 1 for these and 2 for malformed flags."""
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WEBCHAT_", frozen=True, extra="forbid")
 
-    role: Role = "server"
+    role: RoleName = "server"
     tcp_host: str = Field("127.0.0.1", description="address the TCP server listens on")
     tcp_port: int = Field(9000, ge=0, le=65535, description="TCP server port (0 picks a free one)")
     connect: str | None = Field(None, description="HOST:PORT the TCP client connects to")
@@ -86,9 +94,6 @@ class Settings(BaseSettings):
     )
 
     replay: int = Field(500, ge=0, description="entries a new /ws subscriber gets without ?after=")
-    subscriber_queue: int = Field(
-        8192, ge=1, description="frames queued for one /ws subscriber before it is closed (1013)"
-    )
     write_limit: int = Field(
         1024 * 1024, ge=1024, description="bytes queued for one TCP peer before it must drain"
     )
@@ -102,7 +107,83 @@ class Settings(BaseSettings):
         1024 * 1024, ge=1024, description="largest HTTP request body; larger is 413"
     )
 
+    _target: tuple[str, int] | None = PrivateAttr(None)
+    _greeting: list[bytes] = PrivateAttr(default_factory=list)
+    _rules: PeerRules = PrivateAttr(default_factory=lambda: PeerRules((), ()))
+    _tcp_tls: ssl.SSLContext | None = PrivateAttr(None)
+    _client_tls: ssl.SSLContext | None = PrivateAttr(None)
+
+    @field_validator("connect")
+    @classmethod
+    def _has_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                split_host_port(value)
+            except ValueError as exc:
+                raise Unusable(str(exc)) from None
+        return value
+
+    @field_validator("on_connect")
+    @classmethod
+    def _escapes(cls, value: list[str]) -> list[str]:
+        for text in value:
+            unescape(text)
+        return value
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for text in value:
+            network(text)
+        return value
+
+    @model_validator(mode="after")
+    def _parsed(self) -> Settings:
+        if self.role == "client" and self.connect is None:
+            raise ValueError("the client role needs --connect HOST:PORT (or WEBCHAT_CONNECT)")
+        for key, cert in (("tcp_tls", self.tcp_tls_cert), ("http_tls", self.http_tls_cert)):
+            if getattr(self, f"{key}_key") and not cert:
+                flag = key.replace("_", "-")
+                raise ValueError(f"--{flag}-key needs --{flag}-cert")
+        try:
+            if self.tcp_tls_cert:
+                self._tcp_tls = server_tls(self.tcp_tls_cert, self.tcp_tls_key)
+            if self.http_tls_cert:
+                server_tls(self.http_tls_cert, self.http_tls_key)
+            if self.speaks_tls:
+                self._client_tls = client_tls(self.tls_ca, self.tls_insecure)
+        except ValueError as exc:
+            raise Unusable(str(exc)) from None
+        self._target = split_host_port(self.connect) if self.connect else None
+        self._greeting = [unescape(text) for text in self.on_connect]
+        self._rules = PeerRules(self.allow, self.deny)
+        return self
+
     @property
-    def client_tls(self) -> bool:
+    def speaks_tls(self) -> bool:
         """The client role speaks TLS: `--tls`, or a flag that only makes sense with it."""
         return self.tls or self.tls_ca is not None or self.tls_insecure
+
+    @property
+    def target(self) -> tuple[str, int]:
+        """The client role's `--connect`, as host and port."""
+        if self._target is None:
+            raise ValueError("the client role needs --connect HOST:PORT")
+        return self._target
+
+    @property
+    def greeting(self) -> list[bytes]:
+        """`--on-connect`, as the bytes to send."""
+        return self._greeting
+
+    @property
+    def rules(self) -> PeerRules:
+        return self._rules
+
+    @property
+    def tcp_tls(self) -> ssl.SSLContext | None:
+        return self._tcp_tls
+
+    @property
+    def client_tls(self) -> ssl.SSLContext | None:
+        return self._client_tls

@@ -1,4 +1,4 @@
-"""Who may reach webchat: the HTTP guard (token, Origin, body size, headers) and TCP peer rules.
+"""Who may reach the HTTP side: token, Origin, body size and security headers.
 
 The guard is one pure ASGI middleware, so every route (the page, REST,
 `/ws`, the docs) passes the same checks in the same order, and a refusal
@@ -10,11 +10,8 @@ supports it, so a script sees 401 or 403 rather than an opaque close.
 from __future__ import annotations
 
 import hmac
-import ipaddress
-import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.datastructures import Headers
@@ -32,18 +29,6 @@ HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 ]
-
-IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def is_loopback(host: str) -> bool:
-    """Whether listening on `host` keeps the HTTP side to this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def cookie_name(scope: Scope) -> str:
@@ -220,58 +205,3 @@ def _with_headers(send: Send, scope: Scope, cookie: bytes | None) -> Send:
         await send(message)
 
     return sending
-
-
-class PeerRules:
-    """`--allow` / `--deny` for TCP peers, as ncat has them: a peer is refused when it is
-    in a denied network, or when allowed networks are given and it is in none."""
-
-    def __init__(self, allow: Iterable[str], deny: Iterable[str]) -> None:
-        self.allow = [network(text) for text in allow]
-        self.deny = [network(text) for text in deny]
-
-    def refusal(self, host: str) -> str | None:
-        """Why a peer from `host` is refused, or None to let it in."""
-        if not self.allow and not self.deny:
-            return None
-        address: Any = ipaddress.ip_address(host.split("%")[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        for net in self.deny:
-            if address in net:
-                return f"address in denied network {net} (--deny)"
-        if self.allow and not any(address in net for net in self.allow):
-            return "address not in any allowed network (--allow)"
-        return None
-
-
-def network(text: str) -> IpNetwork:
-    """A CIDR block or a single address; raises ValueError with a message fit for a user."""
-    try:
-        return ipaddress.ip_network(text.strip(), strict=False)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an address or CIDR block, e.g. 10.0.0.0/8") from None
-
-
-def server_tls(cert: str, key: str | None) -> ssl.SSLContext:
-    """A TLS server context from PEM files; raises ValueError naming the file and the problem."""
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    try:
-        context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ValueError(f"cannot load the TLS certificate {cert} (key {key}): {what}") from None
-    return context
-
-
-def client_tls(ca: str | None, insecure: bool) -> ssl.SSLContext:
-    """Verify the server against `ca` (or the system's CAs) and its name, unless `insecure`."""
-    try:
-        context = ssl.create_default_context(cafile=ca)
-    except (OSError, ssl.SSLError) as exc:
-        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ValueError(f"cannot load the CA file {ca}: {what}") from None
-    if insecure:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context

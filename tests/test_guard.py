@@ -7,14 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import given
-from hypothesis import strategies as st
 from starlette.testclient import WebSocketDenialResponse
 
 from tests.conftest import dial, wait_until
-from tests.test_app import make_client, tcp_address
-from webchat.model import SendRequest, parse_client_frame
-from webchat.security import PAGE_CSP, PeerRules, is_loopback
+from tests.test_api import make_client, tcp_address
+from webchat.web.guard import PAGE_CSP
 
 TOKEN = "correct-horse-battery"
 GUARDED = ["/", "/api/status", "/api/messages", "/api/export", "/docs", "/openapi.json"]
@@ -121,17 +118,6 @@ def test_oversized_bodies_are_413_and_long_text_422() -> None:
         assert client.post("/api/messages", json={"text": "x" * 11}).status_code == 422
 
 
-def test_peer_rules_allow_and_deny_networks() -> None:
-    rules = PeerRules(allow=["10.0.0.0/8", "::1"], deny=["10.9.0.0/16"])
-    assert rules.refusal("10.1.2.3") is None and rules.refusal("::1") is None
-    assert "denied network 10.9.0.0/16" in str(rules.refusal("10.9.1.1"))
-    assert "not in any allowed" in str(rules.refusal("192.168.1.1"))
-    assert rules.refusal("::ffff:10.1.2.3") is None  # a dual-stack listener's IPv4 peer
-    assert PeerRules([], []).refusal("203.0.113.9") is None
-    with pytest.raises(ValueError, match="not an address or CIDR"):
-        PeerRules(["example.org"], [])
-
-
 def test_a_denied_peer_is_closed_at_once_and_recorded() -> None:
     with make_client(deny=["127.0.0.0/8"]) as client:
         with dial(tcp_address(client)) as sock:
@@ -157,28 +143,3 @@ def test_idle_peers_are_closed_with_a_reason() -> None:
             return [e for e in entries if e.get("kind") == "disconnected"]
 
         assert "idle" in wait_until(gone)[0]["detail"]
-
-
-def test_loopback_hosts() -> None:
-    assert all(map(is_loopback, ["127.0.0.1", "::1", "localhost", "127.8.0.1", "[::1]"]))
-    assert not any(map(is_loopback, ["0.0.0.0", "::", "192.168.1.2", "example.org"]))
-
-
-@given(st.one_of(st.text(max_size=200), st.binary(max_size=200)))
-def test_any_browser_frame_is_a_request_or_an_error_never_an_exception(raw: str | bytes) -> None:
-    result = parse_client_frame(raw)
-    assert isinstance(result, SendRequest | str)
-
-
-@given(
-    st.dictionaries(
-        st.sampled_from(["type", "text", "to", "x"]),
-        st.one_of(st.none(), st.text(max_size=20), st.integers(), st.lists(st.integers())),
-    )
-)
-def test_any_json_object_is_a_request_or_an_error(frame: dict[str, object]) -> None:
-    result = parse_client_frame(json.dumps(frame))
-    if isinstance(result, SendRequest):
-        assert frame["type"] == "send" and isinstance(frame["text"], str)
-    else:
-        assert result

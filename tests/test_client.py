@@ -1,0 +1,185 @@
+"""The client role against real listening sockets on 127.0.0.1, port 0."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import socket
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from webchat.hub import Hub
+from webchat.model import Entry, Event, Message
+from webchat.roles.client import TcpClient
+from webchat.roles.net import backoff, bind_listener
+from webchat.roles.server import TcpServer
+from webchat.store.memory import MemoryStore
+
+pytestmark = pytest.mark.anyio
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+
+    def __call__(self, entries: Sequence[Entry]) -> None:
+        self.entries.extend(entries)
+
+    def events(self, kind: str) -> list[Event]:
+        return [e for e in self.entries if isinstance(e, Event) and e.kind == kind]
+
+    def texts(self, direction: str = "in") -> list[str]:
+        return [e.text for e in self.entries if isinstance(e, Message) and e.direction == direction]
+
+    async def wait(self, check: object, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not check():  # type: ignore[operator]
+                await asyncio.sleep(0.01)
+
+
+def make_server(rec: Recorder, **options: object) -> TcpServer:
+    hub = Hub(MemoryStore(1000), [rec])
+    defaults: dict[str, object] = {
+        "framing": "line",
+        "max_line": 65536,
+        "max_clients": 0,
+        "relay": False,
+        "write_limit": 65536,
+        "drain_timeout": 5.0,
+    }
+    return TcpServer(hub, bind_listener("127.0.0.1", 0), **(defaults | options))  # type: ignore[arg-type]
+
+
+_opened: list[asyncio.StreamWriter] = []
+
+
+async def open_peer(server: TcpServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    host, _, port = server.address.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    _opened.append(writer)
+    return reader, writer
+
+
+async def assert_silent(reader: asyncio.StreamReader) -> None:
+    """The peer hears nothing within 0.1 s."""
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.1):
+            await reader.readline()
+
+
+@pytest.fixture(autouse=True)
+async def close_test_peers() -> AsyncIterator[None]:
+    yield
+    while _opened:
+        writer = _opened.pop()
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+async def test_backoff_doubles_from_half_a_second_to_ten() -> None:
+    delays = backoff()
+    assert [next(delays) for _ in range(7)] == [0.5, 1, 2, 4, 8, 10, 10]
+
+
+async def test_client_reconnects_and_records_only_changes() -> None:
+    rec = Recorder()
+    hub = Hub(MemoryStore(1000), [rec])
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    client = TcpClient(
+        hub, "127.0.0.1", port, framing="line", max_line=1024, write_limit=65536, drain_timeout=5
+    )
+    await client.start()
+    await rec.wait(lambda: rec.events("connect_failed"))
+    await asyncio.sleep(1.2)  # at least two more attempts fail
+    assert len(rec.events("connect_failed")) == 1
+
+    accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+    async def on_connect(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await accepted.put((r, w))
+
+    listener = await asyncio.start_server(on_connect, "127.0.0.1", port)
+    reader, writer = await asyncio.wait_for(accepted.get(), 5)
+    _opened.append(writer)
+    await rec.wait(lambda: rec.events("connected"))
+    writer.write(b"from server\n")
+    await rec.wait(lambda: rec.texts() == ["from server"])
+    await client.send(b"from client", None)
+    assert await reader.readline() == b"from client\n"
+
+    writer.close()
+    listener.close()
+    await listener.wait_closed()
+    await rec.wait(lambda: rec.events("disconnected"))
+    listener = await asyncio.start_server(on_connect, "127.0.0.1", port)
+    reader, writer = await asyncio.wait_for(accepted.get(), 5)
+    _opened.append(writer)
+    await rec.wait(lambda: len(rec.events("connected")) == 2)
+    await client.send(b"again", None)
+    assert await reader.readline() == b"again\n"
+    await client.stop()
+    assert await reader.read() == b""
+    listener.close()
+    await listener.wait_closed()
+
+
+async def test_client_sends_its_login_on_every_connection() -> None:
+    rec = Recorder()
+    hub = Hub(MemoryStore(1000), [rec])
+    accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+
+    async def on_accept(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        await accepted.put((r, w))
+
+    listener = await asyncio.start_server(on_accept, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    client = TcpClient(
+        hub,
+        "127.0.0.1",
+        port,
+        framing="crlf",
+        max_line=1024,
+        write_limit=65536,
+        drain_timeout=5,
+        on_connect=[b"USER bob", b"\x00ping"],
+    )
+    await client.start()
+    for _ in range(2):  # the first connection, then a reconnect after the server hangs up
+        reader, writer = await asyncio.wait_for(accepted.get(), 10)
+        _opened.append(writer)
+        assert await reader.readexactly(17) == b"USER bob\r\n\x00ping\r\n"
+        writer.close()
+    outs = [e for e in rec.entries if isinstance(e, Message) and e.direction == "out"]
+    assert [m.data for m in outs] == [b"USER bob", b"\x00ping"] * 2
+    await client.stop()
+    listener.close()
+    await listener.wait_closed()
+
+
+async def test_a_server_that_hangs_up_at_once_is_not_hammered() -> None:
+    rec = Recorder()
+    hub = Hub(MemoryStore(1000), [rec])
+    accepted: list[float] = []
+
+    async def hang_up(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        accepted.append(asyncio.get_running_loop().time())
+        w.close()
+
+    listener = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    client = TcpClient(
+        hub, "127.0.0.1", port, framing="line", max_line=1024, write_limit=65536, drain_timeout=5
+    )
+    await client.start()
+    await rec.wait(lambda: len(accepted) >= 4, timeout=10)
+    gaps = [b - a for a, b in itertools.pairwise(accepted)]
+    assert gaps[1] > gaps[0] * 1.5 and gaps[2] > gaps[1] * 1.5  # 0.5 s, 1 s, 2 s: backing off
+    await client.stop()
+    listener.close()
+    await listener.wait_closed()

@@ -1,0 +1,152 @@
+"""What both roles share: the peers, sending, task tracking and an orderly stop.
+
+Send failures are values of their own kind (`NotConnected`, `UnknownPeer`,
+`Unframeable`); what they become on REST or `/ws` is decided at that edge.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from webchat.framing import FramingError, make_framer
+from webchat.hub import Hub
+from webchat.model import Entry, Event, Message
+from webchat.roles.peer import Peer
+from webchat.store import StoreError
+from webchat.types import FramingName, RoleName
+
+STOP_TIMEOUT = 2.0
+"""Seconds peers get to read our FIN and close before their tasks are cancelled."""
+
+
+class SendError(Exception):
+    """A send that cannot be carried out; the message says what to do instead."""
+
+
+class NotConnected(SendError):
+    pass
+
+
+class UnknownPeer(SendError):
+    pass
+
+
+class Unframeable(SendError):
+    pass
+
+
+class RoleBase(abc.ABC):
+    """A role owns its peers (`roles.peer.Owner`) and records through the hub."""
+
+    kind: RoleName
+
+    def __init__(
+        self,
+        hub: Hub,
+        framing: FramingName,
+        max_line: int,
+        write_limit: int,
+        drain_timeout: float,
+        idle_timeout: float | None,
+    ) -> None:
+        self._hub = hub
+        self.idle_timeout = idle_timeout
+        self.write_limit = write_limit
+        self.drain_timeout = drain_timeout
+        self._framing: FramingName = framing
+        self._max_line = max_line
+        self.peers: dict[str, Peer] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._encoder = make_framer(framing, max_line)
+
+    @property
+    @abc.abstractmethod
+    def address(self) -> str:
+        """The listening address (server) or the target (client)."""
+
+    @abc.abstractmethod
+    async def start(self) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    def _not_connected(self) -> str:
+        """Why a send failed with no peer, and what to do about it."""
+
+    def new_peer(self) -> Peer:
+        return Peer(self, make_framer(self._framing, self._max_line))
+
+    def record(self, entries: Sequence[Entry]) -> Coroutine[Any, Any, Sequence[Entry]]:
+        return self._hub.record(entries)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def made(self, peer: Peer) -> None:  # noqa: B027 - the client role admits in its own loop
+        """Server role: admit or refuse."""
+
+    def lost(self, peer: Peer) -> None:
+        if self.peers.get(peer.name) is peer:
+            del self.peers[peer.name]
+
+    def relay(self, peer: Peer, data: bytes) -> None:  # noqa: B027 - most roles do not relay
+        """Server role with `--relay` forwards."""
+
+    async def join(self, peer: Peer, detail: str) -> bool:
+        """Keep the `connected` entry, then register and start reading the peer: no peer is
+        listed, or heard, before its arrival is in the transcript. False if it cannot be kept."""
+        try:
+            await self.record([Event("connected", peer.name, detail)])
+        except StoreError as exc:  # the peer cannot be kept, so it is not let in
+            sys.stderr.write(f"webchat: error: {exc}; dropped {peer.name}\n")
+            peer.drop(str(exc))
+            return False
+        self.peers[peer.name] = peer
+        peer.admit()
+        return True
+
+    async def send(self, data: bytes, to: str | None) -> Entry:
+        """Record the `out` entry, then write: the transcript never shows a reply first."""
+        if not self.peers:
+            raise NotConnected(self._not_connected())
+        if to is None:
+            targets = list(self.peers.values())
+        elif to in self.peers:
+            targets = [self.peers[to]]
+        else:
+            raise UnknownPeer(f"no peer named {to!r}; connected: {', '.join(self.peers)}")
+        try:
+            wire = self._encoder.encode(data)
+        except FramingError as exc:
+            raise Unframeable(f"{self._framing} framing: {exc}") from None
+        (entry,) = await self.record([Message.sent(to, data)])
+        for peer in targets:
+            peer.write(wire)
+        return entry
+
+    async def _stop_peers(self) -> None:
+        """FIN to every peer, then wait (bounded) until each departure is recorded."""
+        for peer in list(self.peers.values()):
+            peer.close("webchat shutting down")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STOP_TIMEOUT
+        while (self.peers or self._tasks) and (left := deadline - loop.time()) > 0:
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=left)
+            else:
+                await asyncio.sleep(0.01)  # a closed transport reports its loss next turn
+        for peer in list(self.peers.values()):
+            peer.drop("webchat shutting down")
+        await asyncio.sleep(0)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))

@@ -1,0 +1,131 @@
+"""The client role (the seed's `tcp_client.py`): one connection, reconnecting forever.
+
+Only changes of state are recorded: the first failed attempt after a success
+(not every retry), each connection and each departure. The loop survives a
+transcript that cannot be written: it keeps retrying, so it heals when the
+store does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Sequence
+
+from webchat.hub import Hub
+from webchat.model import Event, peer_name
+from webchat.roles.base import RoleBase, SendError
+from webchat.roles.net import backoff, describe_error
+from webchat.store import StoreError
+from webchat.types import FramingName, RoleName
+
+CONNECT_TIMEOUT = 10.0
+TLS_HANDSHAKE_TIMEOUT = 10.0
+STABLE_AFTER = 5.0
+"""Seconds a connection must last before the reconnect backoff starts over, so a server
+that accepts and hangs up at once is not hammered every half second (websockets does so too)."""
+
+
+class TcpClient(RoleBase):
+    """Connects to `host:port` and keeps reconnecting."""
+
+    kind: RoleName = "client"
+
+    def __init__(
+        self,
+        hub: Hub,
+        host: str,
+        port: int,
+        *,
+        framing: FramingName,
+        max_line: int,
+        write_limit: int,
+        drain_timeout: float,
+        idle_timeout: float | None = None,
+        on_connect: Sequence[bytes] = (),
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__(hub, framing, max_line, write_limit, drain_timeout, idle_timeout)
+        self._on_connect = list(on_connect)
+        self._tls = tls
+        self._host = host
+        self._port = port
+        self._address = peer_name(host, port)
+        self._retry_at = 0.0
+        self._stopping = False
+        self._runner: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def _not_connected(self) -> str:
+        wait = max(0.0, self._retry_at - asyncio.get_running_loop().time())
+        return (
+            f"not connected to {self._address}; retrying in {wait:.1f} s, send again once connected"
+        )
+
+    async def start(self) -> None:
+        self._runner = self.spawn(self._run())
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if not self.peers and self._runner is not None:
+            self._runner.cancel()  # between attempts: nothing to close in order
+        await self._stop_peers()
+
+    async def _greet(self) -> None:
+        """`--on-connect`, on every connection: a login must not be forgotten after a reconnect."""
+        for data in self._on_connect:
+            try:
+                await self.send(data, None)
+            except (SendError, StoreError):
+                return  # gone again already; its departure says why
+
+    async def _connect(self) -> asyncio.Future[None] | str:
+        """One attempt: the connected peer's end, or why it failed."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                _, peer = await loop.create_connection(
+                    self.new_peer,
+                    self._host,
+                    self._port,
+                    ssl=self._tls,
+                    server_hostname=self._host if self._tls else None,
+                    ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if self._tls else None,
+                )
+        except OSError as exc:
+            return describe_error(exc)
+        if not peer.name:
+            return "connection reset by peer"
+        peer.done = loop.create_future()
+        if not await self.join(peer, f"connected to {self._address}"):
+            return "the transcript cannot be written"
+        await self._greet()
+        return peer.done
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        delays = backoff()
+        failing = False
+        while not self._stopping:
+            outcome = await self._connect()
+            if isinstance(outcome, str):
+                if not failing:
+                    failing = True
+                    detail = f"{outcome}; retrying with backoff up to 10 s"
+                    with contextlib.suppress(StoreError):
+                        await self.record([Event("connect_failed", self._address, detail)])
+            else:
+                failing = False
+                connected_at = loop.time()
+                await outcome
+                if self._stopping:
+                    return
+                if loop.time() - connected_at >= STABLE_AFTER:
+                    delays = backoff()
+            delay = next(delays)
+            self._retry_at = loop.time() + delay
+            await asyncio.sleep(delay)

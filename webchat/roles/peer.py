@@ -1,0 +1,295 @@
+"""One TCP peer as an `asyncio.Protocol`: no streams, and no task while it is idle.
+
+Reading pauses while the peer's entries are being committed and resumes
+after (`Intake`, which takes pause and resume as callables, as websockets'
+`Assembler` does), so a flood is paced at the socket by what the store takes.
+The partial-line flush and the idle timeout are timers, re-armed lazily: a
+busy peer costs a clock read per chunk, not a timer. Writes never wait: past
+`write_limit` queued bytes a peer has `drain_timeout` seconds to catch up,
+past four times that it is dropped at once; either way only that peer goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, Protocol, cast
+
+from webchat.framing import FLUSH_AFTER, Framer
+from webchat.model import Entry, Event, Message, iso_utc, peer_name
+from webchat.roles.net import describe_error, keepalive
+from webchat.store import StoreError
+
+HARD_LIMIT_FACTOR = 4
+"""Past this multiple of write_limit a peer is dropped at once: the timeout must not cost memory."""
+
+
+class Owner(Protocol):
+    """What a peer needs from its role; one reference per peer instead of several callables."""
+
+    idle_timeout: float | None
+    write_limit: int
+    drain_timeout: float
+
+    def record(self, entries: Sequence[Entry]) -> Awaitable[object]: ...
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> object: ...
+
+    def made(self, peer: Peer) -> None:
+        """The connection exists; reading is paused until `Peer.admit`."""
+
+    def lost(self, peer: Peer) -> None:
+        """The connection is gone; its last entries are about to be recorded."""
+
+    def relay(self, peer: Peer, data: bytes) -> None: ...
+
+
+class Intake:
+    """Commits a peer's entries one batch at a time, pausing its reading meanwhile."""
+
+    __slots__ = ("_backlog", "_busy", "_pause", "_record", "_resume", "_spawn")
+
+    def __init__(
+        self,
+        record: Callable[[Sequence[Entry]], Awaitable[object]],
+        spawn: Callable[[Coroutine[Any, Any, None]], object],
+        pause: Callable[[], None],
+        resume: Callable[[], None],
+    ) -> None:
+        self._record, self._spawn = record, spawn
+        self._pause, self._resume = pause, resume
+        self._busy = False
+        self._backlog: list[Entry] = []
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def take(self, entries: list[Entry], then: Callable[[StoreError | None], None]) -> None:
+        """Commit `entries` after whatever is in flight; `then` runs once all are kept."""
+        if self._busy:  # bytes that were in flight when reading paused
+            self._backlog += entries
+            return
+        self._busy = True
+        self._pause()
+        self._spawn(self._keep(entries, then))
+
+    async def _keep(self, entries: list[Entry], then: Callable[[StoreError | None], None]) -> None:
+        failure: StoreError | None = None
+        try:
+            while entries:
+                await self._record(entries)
+                entries, self._backlog = self._backlog, []
+        except StoreError as exc:
+            failure = exc
+        self._busy = False
+        self._resume()
+        then(failure)
+
+
+class Peer(asyncio.Protocol):
+    """One TCP connection, as the roles, the API and the page see it."""
+
+    __slots__ = (
+        "_drain_timer",
+        "_early",
+        "_flush_timer",
+        "_heard",
+        "_idle_timer",
+        "_intake",
+        "_owner",
+        "_state",
+        "bytes_in",
+        "bytes_out",
+        "connected_at",
+        "done",
+        "drop_reason",
+        "framer",
+        "host",
+        "name",
+        "transport",
+    )
+
+    def __init__(self, owner: Owner, framer: Framer) -> None:
+        self._owner = owner
+        self.framer = framer
+        self.name = self.host = ""
+        self.transport = cast(asyncio.Transport, None)
+        self.connected_at = time.time()
+        self.bytes_in = self.bytes_out = 0
+        self.drop_reason: str | None = None
+        self.done: asyncio.Future[None] | None = None
+        self._state = "new"  # new -> open -> closed; "gone" when lost before it was admitted
+        self._early = b""
+        self._heard = 0.0
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None
+        self._intake = Intake(owner.record, owner.spawn, self._pause, self._resume)
+
+    def status(self) -> dict[str, object]:
+        return {
+            "peer": self.name,
+            "connected_at": iso_utc(self.connected_at),
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+        }
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.pause_reading()  # until admitted: a TLS ClientHello must stay unread
+        address = transport.get_extra_info("peername")
+        if address is None:  # reset before it could be named
+            self._state = "gone"
+            self.transport.abort()
+            return
+        host, port = address[:2]
+        if host.startswith("::ffff:") and "." in host:
+            host = host[7:]
+        self.host, self.name = host, peer_name(host, port)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            keepalive(sock)
+        self.limit_writes()
+        self._owner.made(self)
+
+    def limit_writes(self) -> None:
+        """Also after STARTTLS-like upgrades: `start_tls` hands back a new transport."""
+        self.transport.set_write_buffer_limits(high=self._owner.write_limit)
+
+    def admit(self) -> None:
+        """The `connected` entry is kept: start reading (or record the departure at once)."""
+        if self._state == "gone":
+            self._state = "closed"
+            self._owner.spawn(self._finish())
+            return
+        self._state = "open"
+        self._heard = asyncio.get_running_loop().time()
+        self._arm_idle()
+        self.transport.resume_reading()
+        if self._early:
+            early, self._early = self._early, b""
+            self.data_received(early)
+
+    def data_received(self, data: bytes) -> None:
+        if self._state != "open":
+            self._early += data  # TLS: what came with the handshake's last flight
+            return
+        self.bytes_in += len(data)
+        self._heard = asyncio.get_running_loop().time()
+        self._owner.relay(self, data)
+        framer = self.framer
+        payloads = framer.feed(data)
+        if payloads:
+            self._commit(payloads)
+        if framer.error is not None:
+            self.close(f"protocol error: {framer.error}")
+        elif framer.pending and self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_AFTER, self._flush)
+
+    def _commit(self, payloads: list[bytes]) -> None:
+        name = self.name
+        self._intake.take([Message.received(name, p) for p in payloads], self._kept)
+
+    def _kept(self, failure: StoreError | None) -> None:
+        if failure is not None:
+            sys.stderr.write(f"webchat: error: {failure}; dropped {self.name}\n")
+            self.drop(str(failure))
+        if self._state == "closed":  # it left while its last batch was being kept
+            self._owner.spawn(self._finish())
+
+    def _flush(self) -> None:
+        """After `FLUSH_AFTER` of silence, a partial line is delivered as it is."""
+        self._flush_timer = None
+        loop = asyncio.get_running_loop()
+        quiet = loop.time() - self._heard
+        if quiet < FLUSH_AFTER:
+            self._flush_timer = loop.call_later(FLUSH_AFTER - quiet, self._flush)
+        elif payloads := self.framer.flush():
+            self._commit(payloads)
+
+    def _arm_idle(self) -> None:
+        idle = self._owner.idle_timeout
+        if idle:
+            wait = self._heard + idle - asyncio.get_running_loop().time()
+            self._idle_timer = asyncio.get_running_loop().call_later(max(0.0, wait), self._idle)
+
+    def _idle(self) -> None:
+        idle = self._owner.idle_timeout or 0
+        if asyncio.get_running_loop().time() - self._heard >= idle:
+            self.close(f"idle: said nothing for {idle:g} s (--idle-timeout)")
+        else:
+            self._arm_idle()
+
+    def eof_received(self) -> bool:
+        return False  # a half-close is taken as a close (for now)
+
+    def write(self, data: bytes) -> None:
+        transport = self.transport
+        if self._state != "open" or transport.is_closing():
+            return
+        transport.write(data)
+        self.bytes_out += len(data)
+        queued = transport.get_write_buffer_size()
+        if queued > self._owner.write_limit * HARD_LIMIT_FACTOR:
+            self.drop(f"not reading: {queued} bytes unsent")
+
+    def pause_writing(self) -> None:
+        timeout = self._owner.drain_timeout
+        why = f"not reading: write buffer full for {timeout:g} s"
+        self._drain_timer = asyncio.get_running_loop().call_later(timeout, self.drop, why)
+
+    def resume_writing(self) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
+
+    def drop(self, reason: str) -> None:
+        """Abort the connection (RST); the departure records `reason`."""
+        self.drop_reason = self.drop_reason or reason
+        self.transport.abort()
+
+    def close(self, reason: str) -> None:
+        """Orderly close: queued bytes go out, then our FIN."""
+        self.drop_reason = self.drop_reason or reason
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in (self._flush_timer, self._idle_timer, self._drain_timer):
+            if timer is not None:
+                timer.cancel()
+        self._flush_timer = self._idle_timer = self._drain_timer = None
+        if self._state == "new":
+            self._state = "gone"
+            return
+        if self._state != "open":
+            return
+        self._state = "closed"
+        self.drop_reason = self.drop_reason or (
+            "closed by peer" if exc is None else describe_error(exc)
+        )
+        self._owner.lost(self)
+        if not self._intake.busy:
+            self._owner.spawn(self._finish())
+
+    async def _finish(self) -> None:
+        """The peer's last words: its partial line and its departure."""
+        tail: list[Entry] = [Message.received(self.name, p) for p in self.framer.flush()]
+        tail.append(Event("disconnected", self.name, self.drop_reason or "closed by peer"))
+        try:
+            await self._owner.record(tail)
+        except StoreError:
+            pass  # the store said so already, once; the peer is gone either way
+        finally:
+            if self.done is not None and not self.done.done():
+                self.done.set_result(None)
+
+    def _pause(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def _resume(self) -> None:
+        if self._state == "open" and not self.transport.is_closing():
+            self.transport.resume_reading()

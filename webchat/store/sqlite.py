@@ -1,0 +1,196 @@
+"""The durable transcript: one SQLite file in WAL mode, owned by one process at a time.
+
+One writer thread commits in groups: whatever was appended while the previous
+commit ran goes into the next transaction, so an idle server commits at once
+and a busy one batches, without a timer. Ids are given as a group is taken
+for commit, in append order, so they are one strictly increasing sequence.
+Readers use their own connections (WAL lets them read while the writer
+writes), so a long export or replay never holds up the tail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from webchat.model import Entry, stamp
+from webchat.store import Follower, Match, StoreError
+from webchat.store.schema import INSERT, connect, entry, fetch, migrate, row, select, translated
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory lock, SQLite's own locking still applies
+    fcntl = None  # type: ignore[assignment]
+
+GROUP = 512
+"""Most entries in one transaction: large enough to batch a flood, small enough to publish often."""
+PRUNE_CHUNK = 10_000
+"""Most rows one prune deletes, so pruning never stalls a commit for long."""
+
+_Pending = tuple[Sequence[Entry], "asyncio.Future[None]"]
+
+
+class SqliteStore:
+    def __init__(self, path: str, max_entries: int, *, fsync: bool = False) -> None:
+        self.path = path
+        self.where = path
+        self._max = max_entries
+        self._lock_file = _lock(path)
+        try:
+            with translated(path):
+                self._conn = connect(path)
+                if self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0] != "wal":
+                    raise StoreError(f"transcript {path} cannot use WAL: choose a local file")
+                self._conn.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
+                migrate(self._conn, path)
+                first, last = self._conn.execute("SELECT min(id), max(id) FROM entries").fetchone()
+        except BaseException:
+            self._lock_file.close()
+            raise
+        self._first = first or 1
+        self._last = last or 0
+        self._next = self._last + 1
+        self._pending: deque[_Pending] = deque()
+        self._committer: asyncio.Task[None] | None = None
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, "webchat-store-write")
+        self._readers = concurrent.futures.ThreadPoolExecutor(2, "webchat-store-read")
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._followers: list[Follower] = []
+        self._failure: str | None = None
+
+    @property
+    def last_id(self) -> int:
+        return self._last
+
+    def follow(self, follower: Follower) -> None:
+        self._followers.append(follower)
+
+    async def append(self, entries: Sequence[Entry]) -> Sequence[Entry]:
+        """Returns once the entries' group is committed and followed."""
+        if self._failure is not None:
+            raise StoreError(self._failure)  # a new exception: one kept would grow its traceback
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append((entries, done))
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_groups())
+        await done  # cancelling the caller cancels only this wait: the group still commits
+        return entries
+
+    def _take_group(self) -> list[_Pending]:
+        group: list[_Pending] = []
+        size = 0
+        while self._pending and (not group or size + len(self._pending[0][0]) <= GROUP):
+            group.append(self._pending.popleft())
+            size += len(group[-1][0])
+        return group
+
+    async def _commit_groups(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                group = self._take_group()
+                batch = [e for entries, _ in group for e in entries]
+                for offset, item in enumerate(batch):
+                    stamp(item, self._next + offset)
+                try:
+                    await loop.run_in_executor(self._writer, self._write, [row(e) for e in batch])
+                except StoreError as exc:
+                    self._fail(str(exc), group)
+                    return
+                self._next += len(batch)
+                if batch:
+                    self._last = batch[-1].id
+                    for follower in self._followers:
+                        follower(batch)
+                for _, done in group:
+                    if not done.done():
+                        done.set_result(None)
+        finally:
+            self._committer = None
+
+    def _fail(self, why: str, group: list[_Pending]) -> None:
+        self._failure = why
+        for _, done in [*group, *self._pending]:
+            if not done.done():
+                done.set_exception(StoreError(why))
+        self._pending.clear()
+
+    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        with translated(self.path):
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(INSERT, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # SQLite rolls back by itself on some errors
+                    conn.execute("ROLLBACK")
+                raise
+            if rows and rows[-1][0] - self._first >= self._max:
+                self._prune(rows[-1][0])
+
+    def _prune(self, last: int) -> None:
+        """Drop the oldest entries beyond `max_entries`, a chunk at a time."""
+        upto = min(last - self._max, self._first + PRUNE_CHUNK - 1)
+        self._conn.execute("DELETE FROM entries WHERE id <= ?", (upto,))
+        self._first = upto + 1
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.path)
+            self._reader_conns.append(conn)
+        return conn
+
+    async def read(
+        self,
+        after: int = 0,
+        limit: int = 100,
+        *,
+        before: int | None = None,
+        newest_first: bool = False,
+        match: Match | None = None,
+        max_bytes: int | None = None,
+    ) -> list[Entry]:
+        if limit <= 0:
+            return []
+        sql, params = select(after, limit, before, newest_first, match)
+        loop = asyncio.get_running_loop()
+        rows = await loop.run_in_executor(self._readers, self._query, sql, params, max_bytes)
+        return [entry(values) for values in rows]
+
+    def _query(self, sql: str, params: list[Any], max_bytes: int | None) -> list[tuple[Any, ...]]:
+        with translated(self.path):
+            return fetch(self._reader().execute(sql, params), max_bytes)
+
+    async def close(self) -> None:
+        while self._committer is not None:
+            await asyncio.shield(self._committer)
+        self._writer.shutdown()
+        self._readers.shutdown()
+        for conn in [*self._reader_conns, self._conn]:
+            conn.close()
+        self._lock_file.close()
+
+
+def _lock(path: str) -> Any:
+    """An advisory lock on the file: two writers would hand out the same ids."""
+    Path(path).absolute().parent.mkdir(parents=True, exist_ok=True)
+    with translated(path):
+        handle = open(path, "ab")  # noqa: SIM115 - held open for the store's life
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise StoreError(
+                f"transcript {path} is in use by another webchat: stop it or choose another --db"
+            ) from None
+    return handle

@@ -1,0 +1,17 @@
+"""Names shared by every layer: directions, event kinds, framing and role names.
+
+One module, as `starlette/types.py` is, so the layers agree on spelling
+without importing each other.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Direction = Literal["in", "out"]
+EventKind = Literal["listening", "connected", "disconnected", "rejected", "connect_failed"]
+FramingName = Literal["line", "crlf", "raw", "nul", "len16", "len32"]
+RoleName = Literal["server", "client"]
+
+EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
+FRAMING_NAMES: tuple[str, ...] = get_args(FramingName)

@@ -1,0 +1,129 @@
+"""The REST API: status, sending, reading and exporting the transcript."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from webchat.export import MEDIA_TYPES, Format, header, render
+from webchat.store import Match
+from webchat.store.schema import PAGE
+from webchat.web.errors import EDGE_ERRORS, http_error
+from webchat.web.runtime import runtime
+from webchat.wire.json import entry_dict, parse_send
+
+MAX_PAGE = 10_000
+MAX_ID = 2**63 - 1
+"""The largest id a store can hold (SQLite's INTEGER); larger query values are 422."""
+EXPORT_BYTES = 1024 * 1024
+"""Payload bytes per export page: a 64 KiB-entry transcript streams in steps, not in one."""
+
+router = APIRouter()
+Id = Annotated[int, Query(ge=0, le=MAX_ID, description="only ids above this")]
+
+
+class SendBody(BaseModel):
+    text: str | None = Field(None, description="text to send as UTF-8; or give hex")
+    hex: str | None = Field(
+        None, description="bytes to send, as hex digits (spaces optional), e.g. de ad be ef"
+    )
+    escapes: bool = Field(False, description="turn \\r \\n \\t \\0 \\xNN \\\\ in text into bytes")
+    to: str | None = Field(None, description="a peer name such as 127.0.0.1:5555; null for all")
+
+
+@router.get("/healthz", summary="Liveness probe")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/api/status", summary="Role, TCP address, connected peers and subscribers")
+async def status(request: Request) -> dict[str, Any]:
+    rt = runtime(request.app)
+    return {
+        "role": rt.settings.role,
+        "tcp": rt.role.address,
+        "framing": rt.settings.framing,
+        "peers": [peer.status() for peer in rt.role.peers.values()],
+        "subscribers": len(rt.hub.readers),
+    }
+
+
+@router.post("/api/messages", status_code=202, summary="Send text or bytes to every peer or one")
+async def post_message(request: Request, body: SendBody) -> dict[str, Any]:
+    rt = runtime(request.app)
+    send = parse_send(body.text, body.hex, body.escapes, body.to, rt.settings.max_text)
+    if isinstance(send, str):
+        raise HTTPException(422, send)
+    try:
+        entry = await rt.role.send(send.data, send.to)
+    except EDGE_ERRORS as exc:
+        raise http_error(exc) from None
+    return entry_dict(entry)
+
+
+@router.get("/api/messages", summary="Transcript entries by id range, optionally searched")
+async def list_messages(
+    request: Request,
+    after: Id = 0,
+    before: Annotated[
+        int | None,
+        Query(
+            ge=1, le=MAX_ID, description="only ids below this; then the page is the newest below it"
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, description=f"clamped to {MAX_PAGE}")] = 100,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=1000, description="text to find, ignoring case"),
+    ] = None,
+    peer: Annotated[str | None, Query(description="only this peer, e.g. 127.0.0.1:5555")] = None,
+    direction: Annotated[
+        Literal["in", "out"] | None, Query(description="only messages this way")
+    ] = None,
+) -> dict[str, Any]:
+    newest_first = before is not None
+    entries = await runtime(request.app).hub.store.read(
+        after,
+        min(limit, MAX_PAGE),
+        before=before,
+        newest_first=newest_first,
+        match=Match(q, peer, direction),
+    )
+    if newest_first:
+        entries.reverse()
+    return {"messages": [entry_dict(entry) for entry in entries]}
+
+
+@router.get(
+    "/api/export",
+    summary="Download the transcript as JSON Lines, CSV or text",
+    response_class=StreamingResponse,
+)
+async def export(
+    request: Request,
+    format: Format = "jsonl",
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+) -> StreamingResponse:
+    rt = runtime(request.app)
+    store = rt.hub.store
+
+    async def chunks() -> AsyncIterator[str]:
+        yield header(format)
+        last = after
+        while page := await store.read(last, PAGE, before=before, max_bytes=EXPORT_BYTES):
+            yield render(format, page)
+            last = page[-1].id
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    name = f"webchat-{rt.settings.role}-{stamp}.{format}"
+    return StreamingResponse(
+        chunks(),
+        media_type=MEDIA_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

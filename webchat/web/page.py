@@ -1,0 +1,52 @@
+"""The page and the OpenAPI docs: HTML routes, kept out of the API's schema."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from webchat.web.runtime import VERSION, runtime
+
+
+def resource_dir(name: str) -> Path:
+    """`templates/` and `static/` sit in the package inside a wheel, beside it in a checkout."""
+    package = Path(__file__).resolve().parent.parent
+    inside = package / name
+    return inside if inside.is_dir() else package.parent / name
+
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=resource_dir("templates"))
+
+
+@router.get("/", response_class=HTMLResponse)
+async def page(request: Request) -> HTMLResponse:
+    role = runtime(request.app).settings.role
+    title = "TCP Server" if role == "server" else "TCP Client"
+    context = {"title": title, "role": role, "version": VERSION}
+    return templates.TemplateResponse(request, "index.html", context)
+
+
+@router.get("/docs")
+async def docs(request: Request) -> HTMLResponse:
+    """Swagger UI under a CSP that allows its one inline script by hash, not 'unsafe-inline'."""
+    reply = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{request.app.title} - API")
+    body = bytes(reply.body).decode()
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in re.findall(r"<script>(.*?)</script>", body, re.S)
+    )
+    cdn = "https://cdn.jsdelivr.net"
+    reply.headers["content-security-policy"] = (
+        f"default-src 'self'; script-src 'self' {cdn} {hashes}; style-src 'self' {cdn}; "
+        "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
+        "frame-ancestors 'none'"
+    )
+    return reply

@@ -1,0 +1,103 @@
+"""What the lifespan builds and every route reads: settings, hub, role, in-flight sends."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import platformdirs
+from starlette.types import ASGIApp
+
+from webchat.console import mirror
+from webchat.hub import Hub
+from webchat.roles.base import RoleBase
+from webchat.roles.client import TcpClient
+from webchat.roles.net import bind_listener
+from webchat.roles.server import TcpServer
+from webchat.settings import Settings
+from webchat.store import Store, open_store
+
+try:
+    VERSION = version("webchat")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    VERSION = "0.0.0"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    hub: Hub
+    role: RoleBase
+    sending: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def hello(self) -> dict[str, object]:
+        """The first `/ws` frame: who we are and where the transcript stands."""
+        return {
+            "type": "hello",
+            "role": self.settings.role,
+            "tcp": self.role.address,
+            "framing": self.settings.framing,
+            "peers": list(self.role.peers),
+            "version": VERSION,
+            "last_id": self.hub.store.last_id,
+        }
+
+
+def runtime(app: ASGIApp) -> Runtime:
+    rt: Runtime = app.state.runtime  # type: ignore[attr-defined]
+    return rt
+
+
+def transcript_path(settings: Settings, tcp_sock: socket.socket | None) -> str:
+    """`--db`, else one file per endpoint, so two instances never share one by accident."""
+    if settings.db is not None:
+        return settings.db
+    if tcp_sock is not None:
+        name = f"server-{tcp_sock.getsockname()[1]}"
+    else:
+        host, port = settings.target
+        name = f"client-{host}-{port}"
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
+    return str(platformdirs.user_data_path("webchat") / f"{safe}.sqlite3")
+
+
+def open_transcript(settings: Settings, tcp_sock: socket.socket | None) -> Store:
+    """The store for these settings; raises `StoreError` with a line fit for the user."""
+    path = transcript_path(settings, tcp_sock)
+    return open_store(path, settings.max_history, fsync=settings.fsync)
+
+
+def build(settings: Settings, tcp_sock: socket.socket | None, store: Store | None) -> Runtime:
+    if tcp_sock is None and settings.role == "server":
+        tcp_sock = bind_listener(settings.tcp_host, settings.tcp_port)
+    store = store or open_transcript(settings, tcp_sock)
+    hub = Hub(store, () if settings.quiet else (mirror,))
+    return Runtime(settings, hub, make_role(settings, hub, tcp_sock))
+
+
+def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> RoleBase:
+    common: dict[str, Any] = {
+        "framing": settings.framing,
+        "max_line": settings.max_line,
+        "write_limit": settings.write_limit,
+        "drain_timeout": settings.drain_timeout,
+        "idle_timeout": settings.idle_timeout,
+    }
+    if tcp_sock is None:
+        host, port = settings.target
+        return TcpClient(
+            hub, host, port, on_connect=settings.greeting, tls=settings.client_tls, **common
+        )
+    return TcpServer(
+        hub,
+        tcp_sock,
+        max_clients=settings.max_clients,
+        relay=settings.relay,
+        refusal=settings.rules.refusal,
+        tls=settings.tcp_tls,
+        **common,
+    )

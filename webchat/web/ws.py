@@ -1,0 +1,121 @@
+"""`/ws`: hello, then the transcript from the reader's position, live, at its own pace.
+
+Two halves per connection. The sender loops on `Hub.next_frames` and awaits
+each ASGI send, which waits on the transport's flow control: a client that
+stops reading holds one batch and its socket buffers, nothing more. The
+receiver parses the client's frames in order and starts each send's commit
+without awaiting it (so a fast sender's frames share group commits); up to
+`MAX_IN_FLIGHT` may wait for their commit, so a client's sends are paced by
+commits, not by how much it reads. Replies (`pong`, `error`) overtake entries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.datastructures import QueryParams
+from starlette.websockets import WebSocketState
+
+from webchat.hub import Closed, Reader
+from webchat.web.api import MAX_ID
+from webchat.web.errors import EDGE_ERRORS
+from webchat.web.runtime import Runtime, runtime
+from webchat.wire.json import (
+    Ping,
+    SendRequest,
+    batch_frames,
+    dumps,
+    error_frame,
+    parse_client_frame,
+    pong_frame,
+)
+
+MAX_IN_FLIGHT = 256
+"""Sends from one WebSocket waiting for their commit at once: enough for group commit to
+batch them, few enough that a client cannot pile up work."""
+POLICY_VIOLATION = 1008
+
+router = APIRouter()
+
+
+def start_position(query: QueryParams, last_id: int, replay: int) -> tuple[int, bool] | str:
+    """Where a new reader starts and whether it wants batches, or what is wrong."""
+    after = query.get("after")
+    batch = query.get("batch", "0")
+    if after is not None and not (after.isdigit() and int(after) <= MAX_ID):
+        return "after must be a whole number of 0 or more, an entry id"
+    if batch not in ("0", "1"):
+        return "batch must be 0 (one entry a frame) or 1 (batch frames)"
+    return (int(after) if after else max(0, last_id - replay)), batch == "1"
+
+
+@router.websocket("/ws")
+async def websocket(ws: WebSocket) -> None:
+    await ws.accept()
+    rt = runtime(ws.app)
+    hello = rt.hello()
+    start = start_position(ws.query_params, rt.hub.store.last_id, rt.settings.replay)
+    if isinstance(start, str):
+        await ws.send_text(error_frame(start))
+        await ws.close(POLICY_VIOLATION)
+        return
+    position, batched = start
+    reader = rt.hub.attach(position)
+    receiving = asyncio.create_task(receive(ws, reader, rt))
+    try:
+        await ws.send_text(dumps(hello))
+        while True:
+            frames = await rt.hub.next_frames(reader)
+            for text in batch_frames(frames) if batched else frames:
+                await ws.send_text(text)
+    except Closed as closed:
+        if ws.client_state is WebSocketState.CONNECTED and not receiving.done():
+            with contextlib.suppress(RuntimeError, OSError):
+                await ws.close(closed.code, closed.reason)
+    except (WebSocketDisconnect, OSError):
+        pass
+    finally:
+        rt.hub.detach(reader)
+        receiving.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+            await receiving
+
+
+async def receive(ws: WebSocket, reader: Reader, rt: Runtime) -> None:
+    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+
+    def finished(task: asyncio.Task[None]) -> None:
+        rt.sending.discard(task)
+        in_flight.release()
+
+    while True:
+        await reader.room.wait()
+        await in_flight.acquire()
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            reader.close(message.get("code", 1000), "")
+            return
+        text = message.get("text")
+        request = (
+            parse_client_frame(text, rt.settings.max_text)
+            if text is not None
+            else "send JSON in text frames, not binary ones"
+        )
+        if isinstance(request, SendRequest):
+            task = asyncio.create_task(send(rt, request, reader))
+            rt.sending.add(task)
+            task.add_done_callback(finished)
+            continue
+        in_flight.release()
+        reader.reply(pong_frame(request.id) if isinstance(request, Ping) else error_frame(request))
+
+
+async def send(rt: Runtime, request: SendRequest, reader: Reader) -> None:
+    """The `out` entry reaches this reader through the tail like any other; only a
+    failure is answered here."""
+    try:
+        await rt.role.send(request.data, request.to)
+    except EDGE_ERRORS as exc:
+        reader.reply(error_frame(str(exc)))

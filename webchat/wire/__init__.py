@@ -1,0 +1,1 @@
+"""Wire formats: how entries and requests look on `/ws` and in the REST API."""
