@@ -156,10 +156,16 @@ function entryLine(e) {
   return line("event " + e.kind, e.ts, [span("text", words(e))], e.id);
 }
 
+// The server's search rule (Python's str.casefold): upper then lower case folds ß to ss
+// and É to é, as casefold does, so live entries are filtered as the API filters the rest.
+function fold(text) {
+  return text.toUpperCase().toLowerCase();
+}
+
 function matches(e) {
   if (!query) return true;
   const text = e.type === "message" ? e.text : e.detail;
-  return text.toLowerCase().includes(query.toLowerCase());
+  return fold(text).includes(fold(query));
 }
 
 async function fetchEntries(before) {
@@ -290,7 +296,7 @@ function connect() {
   socket.addEventListener("message", (ev) => onFrame(JSON.parse(ev.data)));
   socket.addEventListener("close", (ev) => {
     showStatus();
-    if (ev.code === 1013 || ev.code === 1001) say("event", `WebSocket closed: ${ev.reason || ev.code}`);
+    if (ev.code === 1001) say("event", `WebSocket closed: ${ev.reason || ev.code}`);
     setTimeout(connect, retryDelay);
     retryDelay = Math.min(retryDelay * 2, 10000);
   });

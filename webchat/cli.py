@@ -1,10 +1,8 @@
-"""Flags into `Settings`, sockets bound up front, uvicorn run, signals owned here.
+"""Flags into `Settings`, sockets bound up front, then `runner` serves.
 
-Both listeners are bound before anything starts, so a busy port or a host
-that does not resolve is one line and exit 1 rather than a lifespan
-traceback. uvicorn's own signal capture is replaced: it would re-raise
-SIGTERM after a graceful stop (exit 143), and it closes WebSockets with 1012
-before the lifespan runs, while we promise 1001.
+Both listeners are bound and the transcript opened before anything starts,
+so a busy port, a host that does not resolve or an unusable file is one line
+and exit 1 rather than a lifespan traceback.
 """
 
 from __future__ import annotations
@@ -12,33 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import signal
 import socket
 import sys
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
 import pydantic
-import uvicorn
 from click.core import ParameterSource
 
 from webchat.export import MEDIA_TYPES, header, render
 from webchat.model import peer_name
 from webchat.roles.net import bind_listener, describe_error, is_loopback
+from webchat.runner import NotStarted, loop_factory, serve
 from webchat.settings import Settings, Unusable
 from webchat.store import Store, StoreError
 from webchat.store.schema import scan
 from webchat.types import FRAMING_NAMES
-from webchat.web.app import close_websockets, create_app
 from webchat.web.runtime import open_transcript
 
 USAGE_ERROR = 2
 RUN_ERROR = 1
-WS_MAX_SIZE = 1024 * 1024
-"""Largest frame a browser may send; matches the POST body limit."""
-# permessage-deflate is off: the profile showed compressing every small JSON frame costing
-# more CPU than a loopback or LAN link saves in bytes.
 
 
 def fail(message: str, code: int = RUN_ERROR) -> NoReturn:
@@ -250,59 +242,6 @@ def describe_start(
     )
 
 
-class _Server(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # signals are ours: see the module docstring
-
-
-@contextlib.contextmanager
-def _signals(loop: asyncio.AbstractEventLoop, on_signal: Callable[[], None]) -> Iterator[None]:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    try:
-        yield
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
-async def serve(
-    settings: Settings, http: socket.socket, tcp: socket.socket | None, store: Store
-) -> None:
-    app = create_app(settings, tcp, store)
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        ws_max_size=WS_MAX_SIZE,
-        ws_per_message_deflate=False,
-        ws_ping_interval=settings.ws_ping_interval,
-        ws_ping_timeout=settings.ws_ping_timeout,
-        ssl_certfile=settings.http_tls_cert,
-        ssl_keyfile=settings.http_tls_key,
-        timeout_graceful_shutdown=2,
-        lifespan="on",
-    )
-    server = _Server(config)
-    stopping: list[asyncio.Task[None]] = []
-
-    async def stop() -> None:
-        await close_websockets(app)
-        server.should_exit = True
-
-    def on_signal() -> None:
-        if stopping:
-            server.force_exit = True
-        else:
-            stopping.append(asyncio.ensure_future(stop()))
-
-    with _signals(asyncio.get_running_loop(), on_signal):
-        await server.serve(sockets=[http])
-    if not server.started:
-        fail("the server did not start; see the message above")
-
-
 def run(settings: Settings) -> None:
     settings, shown = guarded(settings)
     tcp = None
@@ -319,24 +258,12 @@ def run(settings: Settings) -> None:
     sys.stdout.flush()
     with (
         contextlib.suppress(KeyboardInterrupt),
-        asyncio.Runner(loop_factory=_loop_factory(settings)) as runner,
+        asyncio.Runner(loop_factory=loop_factory(settings)) as runner,
     ):
-        runner.run(serve(settings, http, tcp, store))
-
-
-def _loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (uvicorn[standard] brings it): faster sockets, same API.
-
-    Not with a TLS server role: uvloop reads a new connection before its protocol can
-    pause it, so the ClientHello lands in the stream buffer and the handshake that
-    `start_tls` begins afterwards never sees it (measured: every ncat --ssl hung)."""
-    if settings.tcp_tls_cert:
-        return None
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
+        try:
+            runner.run(serve(settings, http, tcp, store))
+        except NotStarted as exc:
+            fail(str(exc))
 
 
 def main() -> None:
