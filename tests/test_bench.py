@@ -15,5 +15,14 @@ def test_quick_benchmark_completes_every_row() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = ("tcp→ws", "batched", "ws→tcp", "round trip", "relay fan-out", "ws fan-out", "bulk")
-    for row in (*rows, "idle TCP", "idle WebSocket", "durability", "client ceiling"):
+    for row in (
+        *rows,
+        "idle TCP",
+        "idle WebSocket",
+        "durability",
+        "client ceiling",
+        "stalled",
+        "catch-up",
+        "RSS, stalled",
+    ):
         assert row in result.stdout
