@@ -288,7 +288,8 @@ WORKLOADS: list[Row] = [
 def summarise(values: list[float]) -> str:
     middle = statistics.median(values)
     spread = (max(values) - min(values)) / middle * 100 if middle else 0.0
-    return f"{middle:,.1f} (±{spread / 2:.0f}%)"
+    digits = 2 if abs(middle) < 10 else 1  # ratios need their second decimal
+    return f"{middle:,.{digits}f} (±{spread / 2:.0f}%)"
 
 
 def columns(runs: list[list[float]]) -> list[list[float]]:

@@ -161,8 +161,9 @@ class Peer(asyncio.Protocol):
 
     def admit(self) -> None:
         """The `connected` entry is kept: start reading (or record the departure at once)."""
-        if self._state == "gone":
+        if self._state == "gone":  # it left while its arrival was being kept
             self._state = "closed"
+            self._owner.lost(self)
             self._owner.spawn(self._finish())
             return
         self._state = "open"
