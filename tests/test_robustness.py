@@ -48,6 +48,22 @@ def api(server: Running) -> httpx.Client:
     return httpx.Client(base_url=f"http://127.0.0.1:{server.http_port}", timeout=10)
 
 
+def test_a_peer_that_speaks_and_hangs_up_at_once_is_heard(server: Running) -> None:
+    """`printf 'q\\n' | nc -q1`: the line and the FIN can arrive before the peer is admitted."""
+    with api(server) as http:
+        for i in range(20):
+            with socket.create_connection(("127.0.0.1", server.tcp_port), timeout=5) as sock:
+                sock.sendall(b"quick %d\n" % i)
+                sock.shutdown(socket.SHUT_WR)
+
+        def heard() -> list[str]:
+            found = http.get("/api/messages", params={"q": "quick", "limit": 100}).json()
+            return sorted(m["text"] for m in found["messages"])
+
+        wait_until(lambda: len(heard()) == 20, 10)
+        assert heard() == sorted(f"quick {i}" for i in range(20))
+
+
 def test_a_flood_without_newline_is_cut_in_pieces_and_memory_stays_flat(server: Running) -> None:
     with api(server) as http, dial(f"127.0.0.1:{server.tcp_port}") as sock:
         wait_until(lambda: http.get("/api/status").json()["peers"])

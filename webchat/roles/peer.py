@@ -107,6 +107,7 @@ class Peer(asyncio.Protocol):
         "done",
         "drop_reason",
         "framer",
+        "handshaking",
         "host",
         "name",
         "transport",
@@ -121,6 +122,7 @@ class Peer(asyncio.Protocol):
         self.bytes_in = self.bytes_out = 0
         self.drop_reason: str | None = None
         self.done: asyncio.Future[None] | None = None
+        self.handshaking = False
         self._state = "new"  # new -> open -> closed; "gone" when lost before it was admitted
         self._early = b""
         self._heard = 0.0
@@ -164,7 +166,8 @@ class Peer(asyncio.Protocol):
         if self._state == "gone":  # it left while its arrival was being kept
             self._state = "closed"
             self._owner.lost(self)
-            self._owner.spawn(self._finish())
+            said = self.framer.feed(self._early) if self._early else []
+            self._owner.spawn(self._finish(said))
             return
         self._state = "open"
         self._heard = asyncio.get_running_loop().time()
@@ -172,11 +175,15 @@ class Peer(asyncio.Protocol):
         self.transport.resume_reading()
         if self._early:
             early, self._early = self._early, b""
+            self.bytes_in -= len(early)
             self.data_received(early)
 
     def data_received(self, data: bytes) -> None:
-        if self._state != "open":
-            self._early += data  # TLS: what came with the handshake's last flight
+        if self._state != "open":  # uvloop reads before a new protocol can pause it
+            self._early += data
+            self.bytes_in += len(data)
+            if not self.handshaking:  # in a TLS handshake, self.transport is the raw one
+                self.transport.pause_reading()
             return
         self.bytes_in += len(data)
         self._heard = asyncio.get_running_loop().time()
@@ -275,9 +282,10 @@ class Peer(asyncio.Protocol):
         if not self._intake.busy:
             self._owner.spawn(self._finish())
 
-    async def _finish(self) -> None:
-        """The peer's last words: its partial line and its departure."""
-        tail: list[Entry] = [Message.received(self.name, p) for p in self.framer.flush()]
+    async def _finish(self, said: Sequence[bytes] = ()) -> None:
+        """The peer's last words: what it said before leaving, its partial line, its departure."""
+        payloads = [*said, *self.framer.flush()]
+        tail: list[Entry] = [Message.received(self.name, p) for p in payloads]
         tail.append(Event("disconnected", self.name, self.drop_reason or "closed by peer"))
         try:
             await self._owner.record(tail)

@@ -102,6 +102,7 @@ class TcpServer(RoleBase):
         """The server side of TLS on this connection, before any payload is read."""
         assert self._tls is not None
         loop = asyncio.get_running_loop()
+        peer.handshaking = True
         try:
             transport = await loop.start_tls(
                 peer.transport,
@@ -112,6 +113,8 @@ class TcpServer(RoleBase):
             )
         except (OSError, TimeoutError, ConnectionError) as exc:  # ssl.SSLError is an OSError
             return f"TLS handshake failed: {describe_error(exc)}"
+        finally:
+            peer.handshaking = False
         if transport is None:
             return "TLS handshake failed: the connection closed"
         transport.pause_reading()  # until the `connected` entry is kept
