@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
+import math
 import resource
 import statistics
 import subprocess
@@ -286,6 +288,8 @@ WORKLOADS: list[Row] = [
 
 
 def summarise(values: list[float]) -> str:
+    if any(math.isnan(v) for v in values):
+        return "failed (see stderr)"
     middle = statistics.median(values)
     spread = (max(values) - min(values)) / middle * 100 if middle else 0.0
     digits = 2 if abs(middle) < 10 else 1  # ratios need their second decimal
@@ -293,12 +297,17 @@ def summarise(values: list[float]) -> str:
 
 
 def columns(runs: list[list[float]]) -> list[list[float]]:
-    return [list(c) for c in zip(*runs, strict=True)]
+    return [list(c) for c in itertools.zip_longest(*runs, fillvalue=math.nan)]
 
 
 async def measure(run: Workload, counts: Counts) -> list[float]:
-    async with asyncio.timeout(WORKLOAD_TIMEOUT):
-        value = await run(counts)
+    """The figures of one run; NaN where the workload failed, which fails the whole run."""
+    try:
+        async with asyncio.timeout(WORKLOAD_TIMEOUT):
+            value = await run(counts)
+    except Exception as exc:  # shown in the table, and the exit code says so
+        print(f"{run.__name__} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return [math.nan]
     return list(value) if isinstance(value, tuple) else [value]
 
 
@@ -343,7 +352,8 @@ async def main() -> int:
         print(f"{row.name:<16} {row.unit:<14} {cells:<34} {peer}")
     if args.json:
         args.json.write_text(json.dumps({"webchat": ours, "peers": theirs}, indent=2))
-    return 0
+    failed = any(math.isnan(v) for runs in ours.values() for run in runs for v in run)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
