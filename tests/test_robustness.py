@@ -166,6 +166,28 @@ async def test_stalled_tabs_are_never_dropped_cost_no_memory_and_resume_in_order
         sock.close()
 
 
+async def test_a_reader_far_behind_gets_its_pong_ahead_of_the_backlog(server: Running) -> None:
+    with dial(f"127.0.0.1:{server.tcp_port}") as sock:
+        sock.sendall(b"".join(b"backlog %d\n" % i for i in range(100_000)))
+        url = f"ws://127.0.0.1:{server.http_port}/ws"
+        async with asyncio.timeout(60):
+            while True:
+                async with websockets.connect(url) as probe:
+                    if json.loads(await probe.recv())["last_id"] >= 100_000:
+                        break
+                await asyncio.sleep(0.2)
+    async with websockets.connect(url + "?after=0", max_queue=None) as ws:
+        await ws.recv()
+        started = time.monotonic()
+        await ws.send(json.dumps({"type": "ping", "id": "p"}))
+        entries = 0
+        async with asyncio.timeout(10):
+            while (frame := json.loads(await ws.recv()))["type"] != "pong":
+                entries += 1
+        assert frame["id"] == "p" and time.monotonic() - started < 1.0
+        assert entries < 50_000  # it overtook the backlog it had not been sent yet
+
+
 def test_churn_leaves_no_peer_no_fd_and_the_server_serves(server: Running) -> None:
     with api(server) as http:
         http.get("/api/status")
