@@ -18,6 +18,7 @@ import uvicorn
 from webchat.settings import Settings
 from webchat.store import Store
 from webchat.web.app import close_websockets, create_app
+from webchat.web.cork import websocket_protocol
 
 
 class NotStarted(Exception):
@@ -55,6 +56,7 @@ async def serve(
         app,
         log_level="warning",
         access_log=False,
+        ws=websocket_protocol(),
         ws_max_size=WS_MAX_SIZE,
         ws_per_message_deflate=False,
         ws_ping_interval=settings.ws_ping_interval,

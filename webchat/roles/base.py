@@ -19,6 +19,8 @@ from webchat.roles.peer import Peer
 from webchat.store import StoreError
 from webchat.types import FramingName, RoleName
 
+_Planned = tuple[Message, list[Peer], bytes]
+
 STOP_TIMEOUT = 2.0
 """Seconds peers get to read our FIN and close before their tasks are cancelled."""
 
@@ -113,8 +115,8 @@ class RoleBase(abc.ABC):
         peer.admit()
         return True
 
-    async def send(self, data: bytes, to: str | None) -> Entry:
-        """Record the `out` entry, then write: the transcript never shows a reply first."""
+    def _plan(self, data: bytes, to: str | None) -> _Planned:
+        """The entry, targets and framed bytes of a send, or the `SendError` it meets."""
         if not self.peers:
             raise NotConnected(self._not_connected())
         if to is None:
@@ -127,10 +129,32 @@ class RoleBase(abc.ABC):
             wire = self._encoder.encode(data)
         except FramingError as exc:
             raise Unframeable(f"{self._framing} framing: {exc}") from None
-        (entry,) = await self.record([Message.sent(to, data)])
-        for peer in targets:
-            peer.write(wire)
-        return entry
+        return Message.sent(to, data), targets, wire
+
+    async def send(self, data: bytes, to: str | None) -> Entry:
+        """Record the `out` entry, then write: the transcript never shows a reply first."""
+        (outcome,) = await self.send_many([(data, to)])
+        if isinstance(outcome, SendError):
+            raise outcome
+        return outcome
+
+    async def send_many(self, sends: Sequence[tuple[bytes, str | None]]) -> list[Entry | SendError]:
+        """Several sends in one commit, in order; each outcome is its entry or its error.
+        Raises `StoreError` when the commit fails: then nothing was written."""
+        planned: list[_Planned | SendError] = []
+        for data, to in sends:
+            try:
+                planned.append(self._plan(data, to))
+            except SendError as exc:
+                planned.append(exc)
+        entries = [p[0] for p in planned if not isinstance(p, SendError)]
+        if entries:
+            await self.record(entries)
+        for plan in planned:
+            if not isinstance(plan, SendError):
+                for peer in plan[1]:
+                    peer.write(plan[2])
+        return [p if isinstance(p, SendError) else p[0] for p in planned]
 
     async def _stop_peers(self) -> None:
         """FIN to every peer, then wait (bounded) until each departure is recorded."""

@@ -3,9 +3,9 @@
 Two halves per connection. The sender loops on `Hub.next_frames` and awaits
 each ASGI send, which waits on the transport's flow control: a client that
 stops reading holds one batch and its socket buffers, nothing more. The
-receiver parses the client's frames in order and starts each send's commit
-without awaiting it (so a fast sender's frames share group commits); up to
-`MAX_IN_FLIGHT` may wait for their commit, so a client's sends are paced by
+receiver parses the client's frames in order and hands sends to the
+connection's `Outbox`, which commits whatever has arrived as one group; up to
+`MAX_IN_FLIGHT` may be on their way, so a client's sends are paced by
 commits, not by how much it reads. Replies (`pong`, `error`) overtake entries.
 """
 
@@ -19,8 +19,9 @@ from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocketState
 
 from webchat.hub import Closed, Reader
+from webchat.roles.base import SendError
+from webchat.store import StoreError
 from webchat.web.api import MAX_ID
-from webchat.web.errors import EDGE_ERRORS
 from webchat.web.runtime import Runtime, runtime
 from webchat.wire.json import (
     Ping,
@@ -83,39 +84,80 @@ async def websocket(ws: WebSocket) -> None:
             await receiving
 
 
+class Outbox:
+    """One connection's sends on their way to a commit. One task per connection commits
+    whatever has arrived as one group (no task or future per send), in arrival order; the
+    receiver waits while `MAX_IN_FLIGHT` are on their way."""
+
+    def __init__(self, rt: Runtime, reader: Reader) -> None:
+        self._rt = rt
+        self._reader = reader
+        self._waiting: list[SendRequest] = []
+        self._committing = 0
+        self._closed = False
+        self._wake = asyncio.Event()
+        self.room = asyncio.Event()
+        self.room.set()
+        task = asyncio.create_task(self._run())
+        rt.sending.add(task)
+        task.add_done_callback(rt.sending.discard)
+
+    def put(self, request: SendRequest) -> None:
+        self._waiting.append(request)
+        self._wake.set()
+        if len(self._waiting) + self._committing >= MAX_IN_FLIGHT:
+            self.room.clear()
+
+    def close(self) -> None:
+        """The client has gone: what it sent is still committed and written, then the task ends."""
+        self._closed = True
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while not (self._closed and not self._waiting):
+            await self._wake.wait()
+            self._wake.clear()
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                self._committing = len(batch)
+                await self._commit(batch)
+                self._committing = 0
+                if len(self._waiting) < MAX_IN_FLIGHT:
+                    self.room.set()
+
+    async def _commit(self, batch: list[SendRequest]) -> None:
+        """The `out` entries reach this reader through the tail like any other; only
+        failures are answered here, one `error` frame each."""
+        try:
+            outcomes = await self._rt.role.send_many([(r.data, r.to) for r in batch])
+        except StoreError as exc:
+            outcomes = [SendError(str(exc))] * len(batch)  # the commit failed: nothing was sent
+        for outcome in outcomes:
+            if isinstance(outcome, SendError):
+                self._reader.reply(error_frame(str(outcome)))
+
+
 async def receive(ws: WebSocket, reader: Reader, rt: Runtime) -> None:
-    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
-
-    def finished(task: asyncio.Task[None]) -> None:
-        rt.sending.discard(task)
-        in_flight.release()
-
-    while True:
-        await reader.room.wait()
-        await in_flight.acquire()
-        message = await ws.receive()
-        if message["type"] == "websocket.disconnect":
-            reader.close(message.get("code", 1000), "")
-            return
-        text = message.get("text")
-        request = (
-            parse_client_frame(text, rt.settings.max_text)
-            if text is not None
-            else "send JSON in text frames, not binary ones"
-        )
-        if isinstance(request, SendRequest):
-            task = asyncio.create_task(send(rt, request, reader))
-            rt.sending.add(task)
-            task.add_done_callback(finished)
-            continue
-        in_flight.release()
-        reader.reply(pong_frame(request.id) if isinstance(request, Ping) else error_frame(request))
-
-
-async def send(rt: Runtime, request: SendRequest, reader: Reader) -> None:
-    """The `out` entry reaches this reader through the tail like any other; only a
-    failure is answered here."""
+    outbox = Outbox(rt, reader)
     try:
-        await rt.role.send(request.data, request.to)
-    except EDGE_ERRORS as exc:
-        reader.reply(error_frame(str(exc)))
+        while True:
+            await reader.room.wait()
+            await outbox.room.wait()
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                reader.close(message.get("code", 1000), "")
+                return
+            text = message.get("text")
+            request = (
+                parse_client_frame(text, rt.settings.max_text)
+                if text is not None
+                else "send JSON in text frames, not binary ones"
+            )
+            if isinstance(request, SendRequest):
+                outbox.put(request)
+            elif isinstance(request, Ping):
+                reader.reply(pong_frame(request.id))
+            else:
+                reader.reply(error_frame(request))
+    finally:
+        outbox.close()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from webchat.model import Entry, Message
-from webchat.roles.peer import Intake
+from webchat.roles.intake import Intake
 from webchat.store import StoreError
 
 pytestmark = pytest.mark.anyio

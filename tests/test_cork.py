@@ -1,0 +1,77 @@
+"""Corked WebSocket writes: one write a loop iteration, nothing lost on close."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from webchat.web.cork import CorkedTransport, websocket_protocol
+
+pytestmark = pytest.mark.anyio
+
+
+class Recording:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def get_write_buffer_size(self) -> int:
+        return 7
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info {name}"
+
+
+def corked() -> tuple[CorkedTransport, Recording]:
+    raw = Recording()
+    transport: Any = raw
+    return CorkedTransport(transport), raw
+
+
+async def test_writes_of_one_iteration_leave_as_one() -> None:
+    transport, raw = corked()
+    for frame in (b"a", b"bb", b"ccc"):
+        transport.write(frame)
+    assert raw.writes == [] and transport.get_write_buffer_size() == 7 + 6
+    await asyncio.sleep(0)
+    assert raw.writes == [b"abbccc"]
+    transport.write(b"next")
+    await asyncio.sleep(0)
+    assert raw.writes == [b"abbccc", b"next"]
+
+
+async def test_close_sends_what_waits_and_abort_drops_it() -> None:
+    transport, raw = corked()
+    transport.write(b"close frame")
+    transport.close()
+    assert raw.writes == [b"close frame"] and raw.closed
+    transport, raw = corked()
+    transport.write(b"gone")
+    transport.abort()
+    await asyncio.sleep(0)
+    assert raw.writes == [] and raw.aborted
+
+
+async def test_everything_else_is_the_real_transport() -> None:
+    transport, _ = corked()
+    assert transport.get_extra_info("peername") == "info peername"
+
+
+def test_uvicorn_gets_a_protocol_that_corks_its_transport() -> None:
+    protocol = websocket_protocol()
+    assert not isinstance(protocol, str)
+    assert "connection_made" in vars(protocol)

@@ -1,0 +1,67 @@
+"""WebSocket writes joined per loop iteration: one write(2) for a burst of frames.
+
+uvloop makes one system call per `transport.write`, even for writes made back
+to back in one iteration: strace counted 50,179 writes for 50,000 frames, at
+~5 µs of CPU each, most of a frame's cost. The uvicorn WebSocket protocol
+writes each frame as it is sent, so `CorkedProtocol` hands it a transport
+that queues writes and sends them once, at the end of the iteration (as
+`TCP_CORK` does in the kernel). It relies only on `connection_made(transport)`;
+where the protocol class is missing, uvicorn's stock one is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+class CorkedTransport:
+    """A transport whose writes in one loop iteration leave as one."""
+
+    __slots__ = ("_out", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._out: list[bytes] | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._out is None:
+            self._out = []
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._out.append(bytes(data))
+
+    def flush(self) -> None:
+        out, self._out = self._out, None
+        if out and not self._transport.is_closing():
+            self._transport.write(b"".join(out) if len(out) > 1 else out[0])
+
+    def get_write_buffer_size(self) -> int:
+        """What the kernel has not taken yet, counting what waits here."""
+        waiting = sum(map(len, self._out)) if self._out else 0
+        return self._transport.get_write_buffer_size() + waiting
+
+    def close(self) -> None:
+        self.flush()  # a close frame written just before must not be lost
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._out = None
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+def websocket_protocol() -> type[asyncio.Protocol] | str:
+    """The protocol class for `uvicorn.Config(ws=...)`, or uvicorn's own choice."""
+    try:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    except ImportError:  # another uvicorn layout: keep its stock protocol
+        return "auto"
+
+    class CorkedProtocol(WebSocketsSansIOProtocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            corked: Any = CorkedTransport(transport)  # type: ignore[arg-type]
+            super().connection_made(corked)
+
+    return CorkedProtocol
