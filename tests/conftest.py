@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import queue
 import re
 import socket
@@ -9,11 +11,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+
+from webchat.model import Entry, Event, Message
 
 T = TypeVar("T")
 
@@ -29,6 +33,41 @@ def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "data"
     monkeypatch.setenv("XDG_DATA_HOME", str(home))
     return home / "webchat"
+
+
+OPENED: list[asyncio.StreamWriter] = []
+
+
+@pytest.fixture
+async def close_test_peers() -> AsyncIterator[None]:
+    """Close the TCP peers a roles test opened (they go in OPENED)."""
+    yield
+    while OPENED:
+        writer = OPENED.pop()
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+
+
+class Recorder:
+    """A hub listener that keeps every committed entry, for tests of the roles."""
+
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+
+    def __call__(self, entries: Sequence[Entry]) -> None:
+        self.entries.extend(entries)
+
+    def events(self, kind: str) -> list[Event]:
+        return [e for e in self.entries if isinstance(e, Event) and e.kind == kind]
+
+    def texts(self, direction: str = "in") -> list[str]:
+        return [e.text for e in self.entries if isinstance(e, Message) and e.direction == direction]
+
+    async def wait(self, check: object, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not check():  # type: ignore[operator]
+                await asyncio.sleep(0.01)
 
 
 def wait_until(check: Callable[[], T], timeout: float = 5.0) -> T:

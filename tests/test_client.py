@@ -3,80 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import socket
-from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
+from tests.conftest import OPENED, Recorder
 from webchat.hub import Hub
-from webchat.model import Entry, Event, Message
+from webchat.model import Message
 from webchat.roles.client import TcpClient
-from webchat.roles.net import backoff, bind_listener
-from webchat.roles.server import TcpServer
+from webchat.roles.net import backoff
 from webchat.store.memory import MemoryStore
 
-pytestmark = pytest.mark.anyio
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.entries: list[Entry] = []
-
-    def __call__(self, entries: Sequence[Entry]) -> None:
-        self.entries.extend(entries)
-
-    def events(self, kind: str) -> list[Event]:
-        return [e for e in self.entries if isinstance(e, Event) and e.kind == kind]
-
-    def texts(self, direction: str = "in") -> list[str]:
-        return [e.text for e in self.entries if isinstance(e, Message) and e.direction == direction]
-
-    async def wait(self, check: object, timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout):
-            while not check():  # type: ignore[operator]
-                await asyncio.sleep(0.01)
-
-
-def make_server(rec: Recorder, **options: object) -> TcpServer:
-    hub = Hub(MemoryStore(1000), [rec])
-    defaults: dict[str, object] = {
-        "framing": "line",
-        "max_line": 65536,
-        "max_clients": 0,
-        "relay": False,
-        "write_limit": 65536,
-        "drain_timeout": 5.0,
-    }
-    return TcpServer(hub, bind_listener("127.0.0.1", 0), **(defaults | options))  # type: ignore[arg-type]
-
-
-_opened: list[asyncio.StreamWriter] = []
-
-
-async def open_peer(server: TcpServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    host, _, port = server.address.rpartition(":")
-    reader, writer = await asyncio.open_connection(host, int(port))
-    _opened.append(writer)
-    return reader, writer
-
-
-async def assert_silent(reader: asyncio.StreamReader) -> None:
-    """The peer hears nothing within 0.1 s."""
-    with pytest.raises(TimeoutError):
-        async with asyncio.timeout(0.1):
-            await reader.readline()
-
-
-@pytest.fixture(autouse=True)
-async def close_test_peers() -> AsyncIterator[None]:
-    yield
-    while _opened:
-        writer = _opened.pop()
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_test_peers")]
 
 
 async def test_backoff_doubles_from_half_a_second_to_ten() -> None:
@@ -106,7 +45,7 @@ async def test_client_reconnects_and_records_only_changes() -> None:
 
     listener = await asyncio.start_server(on_connect, "127.0.0.1", port)
     reader, writer = await asyncio.wait_for(accepted.get(), 5)
-    _opened.append(writer)
+    OPENED.append(writer)
     await rec.wait(lambda: rec.events("connected"))
     writer.write(b"from server\n")
     await rec.wait(lambda: rec.texts() == ["from server"])
@@ -119,7 +58,7 @@ async def test_client_reconnects_and_records_only_changes() -> None:
     await rec.wait(lambda: rec.events("disconnected"))
     listener = await asyncio.start_server(on_connect, "127.0.0.1", port)
     reader, writer = await asyncio.wait_for(accepted.get(), 5)
-    _opened.append(writer)
+    OPENED.append(writer)
     await rec.wait(lambda: len(rec.events("connected")) == 2)
     await client.send(b"again", None)
     assert await reader.readline() == b"again\n"
@@ -152,7 +91,7 @@ async def test_client_sends_its_login_on_every_connection() -> None:
     await client.start()
     for _ in range(2):  # the first connection, then a reconnect after the server hangs up
         reader, writer = await asyncio.wait_for(accepted.get(), 10)
-        _opened.append(writer)
+        OPENED.append(writer)
         assert await reader.readexactly(17) == b"USER bob\r\n\x00ping\r\n"
         writer.close()
     outs = [e for e in rec.entries if isinstance(e, Message) and e.direction == "out"]

@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import struct
-from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
+from tests.conftest import OPENED, Recorder
 from webchat.hub import Hub
-from webchat.model import Entry, Event, Message
+from webchat.model import Message
 from webchat.roles.net import bind_listener
 from webchat.roles.server import TcpServer
 from webchat.store.memory import MemoryStore
 
-pytestmark = pytest.mark.anyio
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.entries: list[Entry] = []
-
-    def __call__(self, entries: Sequence[Entry]) -> None:
-        self.entries.extend(entries)
-
-    def events(self, kind: str) -> list[Event]:
-        return [e for e in self.entries if isinstance(e, Event) and e.kind == kind]
-
-    def texts(self, direction: str = "in") -> list[str]:
-        return [e.text for e in self.entries if isinstance(e, Message) and e.direction == direction]
-
-    async def wait(self, check: object, timeout: float = 5.0) -> None:
-        async with asyncio.timeout(timeout):
-            while not check():  # type: ignore[operator]
-                await asyncio.sleep(0.01)
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_test_peers")]
 
 
 def make_server(rec: Recorder, **options: object) -> TcpServer:
@@ -51,13 +31,10 @@ def make_server(rec: Recorder, **options: object) -> TcpServer:
     return TcpServer(hub, bind_listener("127.0.0.1", 0), **(defaults | options))  # type: ignore[arg-type]
 
 
-_opened: list[asyncio.StreamWriter] = []
-
-
 async def open_peer(server: TcpServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     host, _, port = server.address.rpartition(":")
     reader, writer = await asyncio.open_connection(host, int(port))
-    _opened.append(writer)
+    OPENED.append(writer)
     return reader, writer
 
 
@@ -66,16 +43,6 @@ async def assert_silent(reader: asyncio.StreamReader) -> None:
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.1):
             await reader.readline()
-
-
-@pytest.fixture(autouse=True)
-async def close_test_peers() -> AsyncIterator[None]:
-    yield
-    while _opened:
-        writer = _opened.pop()
-        writer.close()
-        with contextlib.suppress(OSError):
-            await writer.wait_closed()
 
 
 async def test_server_talks_to_many_peers_to_all_and_to_one() -> None:
