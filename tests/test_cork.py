@@ -54,6 +54,13 @@ async def test_writes_of_one_iteration_leave_as_one() -> None:
     assert raw.writes == [b"abbccc", b"next"]
 
 
+async def test_a_large_burst_goes_out_before_the_iteration_ends() -> None:
+    transport, raw = corked()
+    transport.write(b"x" * 40_000)
+    transport.write(b"y" * 40_000)  # past 64 KiB: flow control must see it now
+    assert [len(w) for w in raw.writes] == [80_000]
+
+
 async def test_close_sends_what_waits_and_abort_drops_it() -> None:
     transport, raw = corked()
     transport.write(b"close frame")

@@ -32,19 +32,20 @@ async def ids_until(hub: Hub, reader: Reader, last: int) -> list[int]:
 def test_window_maps_positions_and_forgets_the_oldest() -> None:
     window = Window(1, max_entries=4, max_bytes=1000)
     window.add(1, ["a", "b", "c"])
-    assert window.after(0, 10) == ["a", "b", "c"] and window.after(2, 1) == ["c"]
+    assert window.after(0, 10, 100) == ["a", "b", "c"] and window.after(2, 1, 100) == ["c"]
     window.add(4, ["d", "e", "f"])
-    assert window.after(0, 10) is None  # ids 1 and 2 left the window
-    assert window.after(2, 10) == ["c", "d", "e", "f"] and window.after(6, 10) == []
-    assert window.after(9, 10) == []  # a reader ahead of the window (it read the store) waits
+    assert window.after(0, 10, 100) is None  # ids 1 and 2 left the window
+    assert window.after(2, 10, 100) == ["c", "d", "e", "f"] and window.after(6, 10, 100) == []
+    assert window.after(9, 10, 100) == []  # a reader ahead of the window (it read the store)
 
 
 def test_window_is_bounded_by_bytes_and_restarts_after_a_gap() -> None:
     window = Window(1, max_entries=100, max_bytes=10)
     window.add(1, ["12345", "12345", "12345"])
-    assert window.after(0, 10) is None and window.after(1, 10) == ["12345", "12345"]
+    assert window.after(0, 10, 100) is None and window.after(1, 10, 100) == ["12345", "12345"]
+    assert window.after(1, 10, 5) == ["12345"] and window.after(1, 10, 1) == ["12345"]
     window.add(10, ["x"])  # ids jumped: nothing older is kept
-    assert window.after(8, 10) is None and window.after(9, 10) == ["x"]
+    assert window.after(8, 10, 100) is None and window.after(9, 10, 100) == ["x"]
 
 
 async def test_a_reader_far_behind_the_window_reads_the_store_then_rejoins() -> None:

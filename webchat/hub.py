@@ -29,10 +29,12 @@ WINDOW_ENTRIES = 4096
 WINDOW_BYTES = 4 * 1024 * 1024
 """The shared window: enough for a reader to ride out a burst, small against the store."""
 PAGE_ENTRIES = 500
-PAGE_BYTES = 1024 * 1024
+PAGE_BYTES = 256 * 1024
 """A read from the store is bounded by bytes too: one 64 KiB entry weighs 1,000 short ones."""
 TAKE = 1000
-"""Most frames one `next_frames` hands out: a reply waits for at most this many."""
+TAKE_BYTES = 256 * 1024
+"""Most frames, and encoded bytes, one `next_frames` hands out: what a reader that stopped
+reading holds while its send waits, and what a reply waits behind."""
 CONTROL_LIMIT = 64
 """Replies (pong, error) a reader may have waiting; past it its client's frames wait."""
 
@@ -52,12 +54,11 @@ class Window:
     Ids in the window are contiguous, so a position maps to an index in O(1);
     the front is trimmed lazily, amortised O(1) per frame."""
 
-    __slots__ = ("_bytes", "_first", "_frames", "_max_bytes", "_max_entries", "_sizes", "_start")
+    __slots__ = ("_bytes", "_first", "_frames", "_max_bytes", "_max_entries", "_start")
 
     def __init__(self, next_id: int, max_entries: int, max_bytes: int) -> None:
         self._first = next_id  # id of _frames[_start]
         self._frames: list[str] = []
-        self._sizes: deque[int] = deque()
         self._start = 0
         self._bytes = 0
         self._max_entries = max_entries
@@ -70,28 +71,33 @@ class Window:
     def add(self, first_id: int, frames: Sequence[str]) -> None:
         if first_id != self.next_id:  # a gap (another writer's ids): start over from here
             self._frames, self._start, self._bytes = [], 0, 0
-            self._sizes.clear()
             self._first = first_id
         self._frames.extend(frames)
-        for text in frames:
-            self._sizes.append(len(text))
-            self._bytes += len(text)
-        while len(self._sizes) > self._max_entries or (
-            self._bytes > self._max_bytes and len(self._sizes) > 1
+        self._bytes += sum(map(len, frames))
+        while len(self._frames) - self._start > self._max_entries or (
+            self._bytes > self._max_bytes and len(self._frames) - self._start > 1
         ):
-            self._bytes -= self._sizes.popleft()
+            self._bytes -= len(self._frames[self._start])
             self._start += 1
             self._first += 1
         if self._start > len(self._frames) // 2:
             del self._frames[: self._start]
             self._start = 0
 
-    def after(self, position: int, most: int) -> list[str] | None:
-        """Up to `most` frames after `position`; None when it is older than the window."""
+    def after(self, position: int, most: int, max_bytes: int) -> list[str] | None:
+        """Frames after `position`, up to `most` of them or `max_bytes` (at least one);
+        None when `position` is older than the window."""
         if position + 1 < self._first:
             return None
-        index = self._start + position + 1 - self._first
-        return self._frames[index : index + most]
+        start = self._start + position + 1 - self._first
+        stop = min(start + most, len(self._frames))
+        weight = 0
+        for index in range(start, stop):
+            weight += len(self._frames[index])
+            if weight >= max_bytes:
+                stop = index + 1
+                break
+        return self._frames[start:stop]
 
 
 class Reader:
@@ -179,7 +185,7 @@ class Hub:
                 raise reader.closed
             if reader.control:
                 return reader.take_replies()
-            frames = self._window.after(reader.position, TAKE)
+            frames = self._window.after(reader.position, TAKE, TAKE_BYTES)
             if frames is None:
                 frames, last = await self._page(reader.position)
             else:

@@ -26,7 +26,7 @@ from typing import Any
 
 from webchat.model import Entry, stamp
 from webchat.store import Follower, Match, StoreError
-from webchat.store.schema import INSERT, connect, entry, fetch, migrate, row, select, translated
+from webchat.store.schema import connect, entry, fetch, insert, migrate, row, select, translated
 
 try:
     import fcntl
@@ -168,7 +168,7 @@ class SqliteStore:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(INSERT, rows)
+                insert(conn, rows)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:  # SQLite rolls back by itself on some errors

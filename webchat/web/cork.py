@@ -14,38 +14,47 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+CORK_WRITES = 256
+CORK_BYTES = 64 * 1024
+"""What may wait for the end of the iteration. Past it the writes go out at once: the
+sender awaits the transport's flow control only before each write, so an unbounded
+cork would let a reader that stopped reading push a whole batch past the high-water mark."""
+
 
 class CorkedTransport:
     """A transport whose writes in one loop iteration leave as one."""
 
-    __slots__ = ("_out", "_transport")
+    __slots__ = ("_out", "_size", "_transport")
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
         self._out: list[bytes] | None = None
+        self._size = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._out is None:
             self._out = []
             asyncio.get_running_loop().call_soon(self.flush)
         self._out.append(bytes(data))
+        self._size += len(data)
+        if len(self._out) >= CORK_WRITES or self._size >= CORK_BYTES:
+            self.flush()  # the transport sees it now, so its flow control can pause the sender
 
     def flush(self) -> None:
-        out, self._out = self._out, None
+        out, self._out, self._size = self._out, None, 0
         if out and not self._transport.is_closing():
             self._transport.write(b"".join(out) if len(out) > 1 else out[0])
 
     def get_write_buffer_size(self) -> int:
         """What the kernel has not taken yet, counting what waits here."""
-        waiting = sum(map(len, self._out)) if self._out else 0
-        return self._transport.get_write_buffer_size() + waiting
+        return self._transport.get_write_buffer_size() + self._size
 
     def close(self) -> None:
         self.flush()  # a close frame written just before must not be lost
         self._transport.close()
 
     def abort(self) -> None:
-        self._out = None
+        self._out, self._size = None, 0
         self._transport.abort()
 
     def __getattr__(self, name: str) -> Any:
