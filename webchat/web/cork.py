@@ -12,8 +12,13 @@ where the protocol class is missing, uvicorn's stock one is used.
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
+SEND_BUFFER = 256 * 1024
+"""The kernel's send buffer of a WebSocket (autotuned up to 4 MiB on Linux otherwise). A
+reader that stopped reading is sent frames until this and the transport's buffer are full;
+20 such readers cost 2.6 readers' worth of sending with 4 MiB each, against one here."""
 CORK_WRITES = 256
 CORK_BYTES = 64 * 1024
 """What may wait for the end of the iteration. Past it the writes go out at once: the
@@ -70,6 +75,9 @@ def websocket_protocol() -> type[asyncio.Protocol] | str:
 
     class CorkedProtocol(WebSocketsSansIOProtocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
             corked: Any = CorkedTransport(transport)  # type: ignore[arg-type]
             super().connection_made(corked)
 
