@@ -73,6 +73,16 @@ async def test_close_sends_what_waits_and_abort_drops_it() -> None:
     assert raw.writes == [] and raw.aborted
 
 
+async def test_our_fin_follows_what_waits() -> None:
+    transport, raw = corked()
+    order: list[str] = []
+    raw.write = lambda data: order.append("write")  # type: ignore[method-assign]
+    raw.write_eof = lambda: order.append("eof")  # type: ignore[attr-defined]
+    transport.write(b"close frame")
+    transport.write_eof()
+    assert order == ["write", "eof"]
+
+
 async def test_everything_else_is_the_real_transport() -> None:
     transport, _ = corked()
     assert transport.get_extra_info("peername") == "info peername"

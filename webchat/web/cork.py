@@ -54,6 +54,10 @@ class CorkedTransport:
         """What the kernel has not taken yet, counting what waits here."""
         return self._transport.get_write_buffer_size() + self._size
 
+    def write_eof(self) -> None:
+        self.flush()
+        self._transport.write_eof()
+
     def close(self) -> None:
         self.flush()  # a close frame written just before must not be lost
         self._transport.close()
@@ -80,5 +84,23 @@ def websocket_protocol() -> type[asyncio.Protocol] | str:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
             corked: Any = CorkedTransport(transport)  # type: ignore[arg-type]
             super().connection_made(corked)
+
+        def handle_parser_exception(self) -> None:
+            """Send the close frame (1009 for an oversize message) and our FIN, then read
+            and discard what the client still sends until its FIN. uvicorn closes the socket
+            at once, with the rest of the message unread: the kernel then answers with RST,
+            which can destroy the close frame before the client reads it (a test saw it
+            fail one run in eight)."""
+            if self.close_sent:
+                return  # already closing: discard
+            assert self.conn.close_sent is not None
+            code, reason = self.conn.close_sent.code, self.conn.close_sent.reason
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+            out = self.conn.data_to_send()
+            self.transport.write(b"".join(out))
+            if b"" in out:  # websockets' sign for "half-close now": our FIN follows the frame
+                self.transport.write_eof()
+            self.close_sent = True
+            self.close_timer = self.loop.call_later(self.close_timeout, self.transport.close)
 
     return CorkedProtocol
