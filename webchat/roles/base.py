@@ -12,7 +12,7 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from webchat.framing import FramingError, make_framer
+from webchat.framing import Framer, FramingError, make_framer
 from webchat.hub import Hub
 from webchat.model import Entry, Event, Message
 from webchat.roles.peer import Peer
@@ -81,7 +81,10 @@ class RoleBase(abc.ABC):
         """Why a send failed with no peer, and what to do about it."""
 
     def new_peer(self) -> Peer:
-        return Peer(self, make_framer(self._framing, self._max_line))
+        return Peer(self)
+
+    def framer(self) -> Framer:
+        return make_framer(self._framing, self._max_line)
 
     def record(self, entries: Sequence[Entry]) -> Coroutine[Any, Any, Sequence[Entry]]:
         return self._hub.record(entries)

@@ -46,6 +46,9 @@ class Owner(Protocol):
 
     def relay(self, peer: Peer, data: bytes) -> None: ...
 
+    def framer(self) -> Framer:
+        """A new framer for one connection's stream."""
+
 
 class Peer(asyncio.Protocol):
     """One TCP connection, as the roles, the API and the page see it."""
@@ -54,6 +57,7 @@ class Peer(asyncio.Protocol):
         "_drain_timer",
         "_early",
         "_flush_timer",
+        "_framer",
         "_heard",
         "_idle_timer",
         "_intake",
@@ -65,16 +69,15 @@ class Peer(asyncio.Protocol):
         "connected_at",
         "done",
         "drop_reason",
-        "framer",
         "handshaking",
         "host",
         "name",
         "transport",
     )
 
-    def __init__(self, owner: Owner, framer: Framer) -> None:
+    def __init__(self, owner: Owner) -> None:
         self._owner = owner
-        self.framer = framer
+        self._framer: Framer | None = None  # made on first data: an idle peer costs less
         self.name = self.host = ""
         self.transport = cast(asyncio.Transport, None)
         self.connected_at = time.time()
@@ -89,7 +92,7 @@ class Peer(asyncio.Protocol):
         self._flush_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._drain_timer: asyncio.TimerHandle | None = None
-        self._intake = Intake(owner.record, owner.spawn, self._pause, self._resume)
+        self._intake: Intake | None = None  # likewise
 
     def status(self) -> dict[str, object]:
         return {
@@ -157,7 +160,16 @@ class Peer(asyncio.Protocol):
         elif framer.pending and self._flush_timer is None:
             self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_AFTER, self._flush)
 
+    @property
+    def framer(self) -> Framer:
+        if self._framer is None:
+            self._framer = self._owner.framer()
+        return self._framer
+
     def _commit(self, payloads: list[bytes]) -> None:
+        if self._intake is None:
+            owner = self._owner
+            self._intake = Intake(owner.record, owner.spawn, self._pause, self._resume)
         name = self.name
         self._intake.take([Message.received(name, p) for p in payloads], self._kept)
 
@@ -251,12 +263,12 @@ class Peer(asyncio.Protocol):
             "closed by peer" if exc is None else describe_error(exc)
         )
         self._owner.lost(self)
-        if not self._intake.busy:
+        if self._intake is None or not self._intake.busy:
             self._owner.spawn(self._finish())
 
     async def _finish(self, said: Sequence[bytes] = ()) -> None:
         """The peer's last words: what it said before leaving, its partial line, its departure."""
-        payloads = [*said, *self.framer.flush()]
+        payloads = [*said, *(self._framer.flush() if self._framer else [])]
         tail: list[Entry] = [Message.received(self.name, p) for p in payloads]
         tail.append(Event("disconnected", self.name, self.drop_reason or "closed by peer"))
         try:
