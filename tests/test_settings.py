@@ -38,11 +38,12 @@ def test_peer_rules_come_from_allow_and_deny() -> None:
 def test_malformed_values_and_unusable_ones_are_told_apart() -> None:
     assert isinstance(cause(role="client", connect="localhost"), Unusable)  # CLI exit 1
     assert isinstance(cause(tcp_tls_cert="/nonexistent.pem"), Unusable)
-    for flags, words in [
+    malformed: list[tuple[dict[str, Any], str]] = [
         ({"on_connect": ["\\q"]}, "unknown escape"),
         ({"allow": ["example.org"]}, "not an address or CIDR"),
         ({"tcp_tls_key": "k.pem"}, "--tcp-tls-key needs --tcp-tls-cert"),
         ({"role": "client"}, "--connect"),
-    ]:
+    ]
+    for flags, words in malformed:
         problem = cause(**flags)
         assert not isinstance(problem, Unusable) and words in str(problem)
