@@ -29,6 +29,7 @@ import websockets
 from harness import (
     FULL,
     QUICK,
+    STACK,
     WORKLOAD_TIMEOUT,
     Counts,
     Server,
@@ -255,7 +256,9 @@ WORKLOADS: list[Row] = [
     Row("tcp→ws", "lines/s", tcp_to_ws),
     Row("tcp→ws batched", "lines/s", tcp_to_ws_batched),
     Row("client ceiling", "frames/s", client_ceiling),
+    Row("stack tcp→ws", "lines/s", lambda c: tcp_to_ws(c, STACK)),
     Row("ws→tcp", "messages/s", ws_to_tcp, "websockify", lambda c: peers.ws_to_tcp(c.sends)),
+    Row("stack ws→tcp", "messages/s", lambda c: ws_to_tcp(c, STACK)),
     Row(
         "round trip",
         "p50 / p99 µs",
@@ -263,6 +266,7 @@ WORKLOADS: list[Row] = [
         "websockify",
         lambda c: peers.round_trip(c.round_trips),
     ),
+    Row("stack round trip", "p50 / p99 µs", lambda c: round_trip(c, STACK)),
     Row(
         "relay fan-out",
         "deliveries/s",

@@ -60,16 +60,25 @@ class Server:
         return int(re.search(r"VmRSS:\s+(\d+)", status)[1])  # type: ignore[index]
 
 
+STACK = "--stack"
+"""A flag for `webchat()` that starts bench/stack.py, the bare stack, instead."""
+
+
 @contextlib.asynccontextmanager
 async def webchat(*flags: str) -> AsyncIterator[Server]:
     """A `webchat server` process on free ports, with a temporary transcript file (the
-    default durable store) unless `flags` choose one; killed by PID when the workload ends."""
+    default durable store) unless `flags` choose one; killed by PID when the workload ends.
+    With `STACK` among the flags, the bare-stack bridge instead."""
     args = [sys.executable, "-m", "webchat", "server", "--tcp-port", "0", "--http-port", "0"]
     scratch = tempfile.TemporaryDirectory(prefix="webchat-bench-")
-    if "--db" not in flags:
-        flags = (*flags, "--db", str(Path(scratch.name) / "bench.sqlite3"))
+    if STACK in flags:
+        command = [sys.executable, str(Path(__file__).with_name("stack.py"))]
+    else:
+        if "--db" not in flags:
+            flags = (*flags, "--db", str(Path(scratch.name) / "bench.sqlite3"))
+        command = [*args, "--quiet", *flags]
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once per workload, outside the timing
-        [*args, "--quiet", *flags], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
     try:
         assert proc.stdout is not None
