@@ -138,11 +138,12 @@ class Outbox:
 
 
 async def receive(ws: WebSocket, reader: Reader, rt: Runtime) -> None:
-    outbox = Outbox(rt, reader)
+    outbox: Outbox | None = None  # made on the first send: most tabs only read
     try:
         while True:
             await reader.room.wait()
-            await outbox.room.wait()
+            if outbox is not None:
+                await outbox.room.wait()
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 reader.close(message.get("code", 1000), "")
@@ -154,10 +155,12 @@ async def receive(ws: WebSocket, reader: Reader, rt: Runtime) -> None:
                 else "send JSON in text frames, not binary ones"
             )
             if isinstance(request, SendRequest):
+                outbox = outbox or Outbox(rt, reader)
                 outbox.put(request)
             elif isinstance(request, Ping):
                 reader.reply(pong_frame(request.id))
             else:
                 reader.reply(error_frame(request))
     finally:
-        outbox.close()
+        if outbox is not None:
+            outbox.close()
