@@ -14,7 +14,16 @@ def test_quick_benchmark_completes_every_row() -> None:
         [sys.executable, str(BENCH), "--quick"], capture_output=True, text=True, timeout=240
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    rows = ("tcp→ws", "batched", "ws→tcp", "round trip", "relay fan-out", "ws fan-out", "bulk", "stack")
+    rows = (
+        "tcp→ws",
+        "batched",
+        "ws→tcp",
+        "round trip",
+        "relay fan-out",
+        "ws fan-out",
+        "bulk",
+        "stack",
+    )
     for row in (
         *rows,
         "idle TCP",
