@@ -20,9 +20,6 @@ from webchat.wire.json import entry_dict, parse_send
 MAX_PAGE = 10_000
 MAX_ID = 2**63 - 1
 """The largest id a store can hold (SQLite's INTEGER); larger query values are 422."""
-PAGE_BYTES = 4 * 1024 * 1024
-"""Most payload in one `GET /api/messages` answer, whatever `limit` says: 10,000 entries of
-64 KiB would be 1.3 GB of JSON in one response."""
 EXPORT_BYTES = 1024 * 1024
 """Payload bytes per export page: a 64 KiB-entry transcript streams in steps, not in one."""
 
@@ -96,7 +93,6 @@ async def list_messages(
         before=before,
         newest_first=newest_first,
         match=Match(q, peer, direction),
-        max_bytes=PAGE_BYTES,
     )
     if newest_first:
         entries.reverse()
