@@ -25,8 +25,8 @@ Listener = Callable[[Sequence[Entry]], None]
 """Called with each committed batch, e.g. the console mirror."""
 
 GOING_AWAY = 1001
-WINDOW_ENTRIES = 4096
-WINDOW_BYTES = 4 * 1024 * 1024
+WINDOW_ENTRIES = 16_384
+WINDOW_BYTES = 8 * 1024 * 1024
 """The shared window: enough for a reader to ride out a burst, small against the store."""
 PAGE_ENTRIES = 500
 PAGE_BYTES = 256 * 1024
