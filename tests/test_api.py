@@ -92,6 +92,15 @@ def test_post_errors(client: TestClient) -> None:
         assert missing.status_code == 404 and "10.9.9.9:1" in missing.json()["detail"]
         assert client.post("/api/messages", json={"txt": "x"}).status_code == 422
         assert client.post("/api/messages", content=b"not json").status_code == 422
+        lone = client.post(
+            "/api/messages",
+            content=b'{"text":"\\ud800"}',
+            headers={"content-type": "application/json"},
+        )
+        assert lone.status_code == 422 and "surrogate" in lone.json()["detail"]
+        for loose in ("true", 1):  # as strict as /ws, which refuses them
+            sent = client.post("/api/messages", json={"text": "x", "escapes": loose})
+            assert sent.status_code == 422
 
 
 def test_transcript_paging(client: TestClient) -> None:

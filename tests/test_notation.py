@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webchat.notation import escape, parse_hex, unescape
+from webchat.notation import escape, parse_hex, printable, unescape
 
 
 @given(st.binary(max_size=100))
@@ -28,3 +28,9 @@ def test_hex_input_with_or_without_separators() -> None:
         parse_hex("abc")
     with pytest.raises(ValueError, match="not a hex digit"):
         parse_hex("0x12 zz")
+
+
+def test_printable_escapes_what_drives_a_terminal_or_reorders_text() -> None:
+    assert printable("ok café ✓") == "ok café ✓"
+    assert printable("a\x1b[2Jb\x9b31mc") == "a\\x1b[2Jb\\x9b31mc"  # ESC and the C1 CSI
+    assert printable("x\u2028y\u202ez\u2066") == "x\\u2028y\\u202ez\\u2066"

@@ -107,8 +107,9 @@ def test_ws_after_replays_exactly_the_rest(client: TestClient) -> None:
             assert ws.receive_json() == client.get("/api/messages?after=5").json()["messages"][0]
 
 
-def test_ws_bad_after_is_refused_with_a_reason(client: TestClient) -> None:
-    with client.websocket_connect("/ws?after=abc") as ws:
+@pytest.mark.parametrize("after", ["abc", "²", "①", "-1"])
+def test_ws_bad_after_is_refused_with_a_reason(client: TestClient, after: str) -> None:
+    with client.websocket_connect(f"/ws?after={after}") as ws:
         assert "after" in ws.receive_json()["detail"]
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()

@@ -11,7 +11,13 @@ import re
 
 _ESCAPES = {"r": b"\r", "n": b"\n", "t": b"\t", "0": b"\x00", "\\": b"\\"}
 _NAMED = {0: "\\0", 9: "\\t", 10: "\\n", 13: "\\r", 0x5C: "\\\\"}
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]} | {9: "\\t", 10: "\\n", 13: "\\r"}
+_CONTROL = (
+    {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+    | {c: f"\\u{c:04x}" for c in [0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+    | {9: "\\t", 10: "\\n", 13: "\\r"}
+)
+"""C0, DEL and C1 (CSI, OSC, NEL drive terminals), line and paragraph separators (they break
+a log line) and the bidi overrides (they reorder what a reader sees)."""
 
 
 def parse_hex(text: str) -> bytes:

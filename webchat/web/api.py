@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from webchat.export import MEDIA_TYPES, Format, header, render
 from webchat.store import Match
@@ -32,7 +32,9 @@ class SendBody(BaseModel):
     hex: str | None = Field(
         None, description="bytes to send, as hex digits (spaces optional), e.g. de ad be ef"
     )
-    escapes: bool = Field(False, description="turn \\r \\n \\t \\0 \\xNN \\\\ in text into bytes")
+    escapes: StrictBool = Field(
+        False, description="turn \\r \\n \\t \\0 \\xNN \\\\ in text into bytes"
+    )
     to: str | None = Field(None, description="a peer name such as 127.0.0.1:5555; null for all")
 
 

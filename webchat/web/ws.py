@@ -45,7 +45,7 @@ def start_position(query: QueryParams, last_id: int, replay: int) -> tuple[int, 
     """Where a new reader starts and whether it wants batches, or what is wrong."""
     after = query.get("after")
     batch = query.get("batch", "0")
-    if after is not None and not (after.isdigit() and int(after) <= MAX_ID):
+    if after is not None and not (after.isascii() and after.isdigit() and int(after) <= MAX_ID):
         return "after must be a whole number of 0 or more, an entry id"
     if batch not in ("0", "1"):
         return "batch must be 0 (one entry a frame) or 1 (batch frames)"
