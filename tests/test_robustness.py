@@ -255,6 +255,27 @@ def test_an_oversized_or_malformed_browser_frame_closes_only_that_socket(
         assert "no TCP client is connected" in error["detail"]
 
 
+def test_a_text_frame_that_is_not_utf8_closes_with_1007_and_one_log_line(
+    server: Running,
+) -> None:
+    for _ in range(3):
+        with stalled_websocket(server.http_port) as sock:
+            mask = os.urandom(4)
+            payload = b"\xff\xfe not utf-8"
+            masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+            sock.settimeout(5)
+            tail = b""
+            while b"\x88\x02\x03\xef" not in tail:  # a close frame with code 1007
+                chunk = sock.recv(65536)
+                assert chunk, "closed without a 1007 close frame"
+                tail += chunk
+    server.proc.terminate()
+    assert server.proc.stderr is not None
+    log = server.proc.stderr.read()
+    assert "Traceback" not in log and log.count("not UTF-8; closed it with 1007") == 3
+
+
 def test_a_websocket_that_stops_answering_pings_is_dropped() -> None:
     pings = ("--ws-ping-interval", "0.3", "--ws-ping-timeout", "0.3")
     with (

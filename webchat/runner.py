@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 from collections.abc import Callable, Generator, Iterator
@@ -19,6 +20,19 @@ from webchat.settings import Settings
 from webchat.store import Store
 from webchat.web.app import close_websockets, create_app
 from webchat.web.cork import websocket_protocol
+
+
+def quiet_invalid_text(record: logging.LogRecord) -> bool:
+    """uvicorn closes a WebSocket that sends a text frame that is not UTF-8 with 1007, as it
+    should, but logs a traceback for it: any client could fill the log. One line instead."""
+    if record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
+        record.msg, record.args = INVALID_TEXT, ()
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+    return True
+
+
+INVALID_TEXT = "a WebSocket client sent a text frame that is not UTF-8; closed it with 1007"
 
 
 class NotStarted(Exception):
@@ -66,6 +80,7 @@ async def serve(
         timeout_graceful_shutdown=2,
         lifespan="on",
     )
+    logging.getLogger("uvicorn.error").addFilter(quiet_invalid_text)
     server = _Server(config)
     stopping: list[asyncio.Task[None]] = []
 
