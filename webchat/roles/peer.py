@@ -138,13 +138,11 @@ class Peer(asyncio.Protocol):
         self.transport.resume_reading()
         if self._early:
             early, self._early = self._early, b""
-            self.bytes_in -= len(early)
             self.data_received(early)
 
     def data_received(self, data: bytes) -> None:
         if self._state != "open":  # uvloop reads before a new protocol can pause it
             self._early += data
-            self.bytes_in += len(data)
             if not self.handshaking:  # in a TLS handshake, self.transport is the raw one
                 self.transport.pause_reading()
             return

@@ -99,9 +99,10 @@ class SqliteStore:
         await done  # cancelling the caller cancels only this wait: the group still commits
         return entries
 
-    def _take_group(self) -> tuple[list[_Pending], list[tuple[Any, ...]], int]:
-        """The next group, its rows with their ids, and its payload bytes."""
+    def _take_group(self) -> tuple[list[_Pending], list[Entry], list[tuple[Any, ...]], int]:
+        """The next group, its entries and rows with their ids, and its payload bytes."""
         group: list[_Pending] = []
+        batch: list[Entry] = []
         rows: list[tuple[Any, ...]] = []
         weight = 0
         while self._pending and (
@@ -110,16 +111,17 @@ class SqliteStore:
             group.append(self._pending.popleft())
             for item in group[-1][0]:
                 stamp(item, self._next + len(rows))
+                batch.append(item)
                 rows.append(row(item))
                 weight += len(rows[-1][4])
-        return group, rows, weight
+        return group, batch, rows, weight
 
     async def _commit_groups(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             await asyncio.sleep(0)  # appends made in this loop iteration join the first group
             while self._pending:
-                group, rows, weight = self._take_group()
+                group, batch, rows, weight = self._take_group()
                 try:
                     if self._fsync or weight > INLINE_BYTES:
                         await loop.run_in_executor(self._writer, self._write, rows)
@@ -128,22 +130,21 @@ class SqliteStore:
                 except StoreError as exc:
                     self._fail(str(exc), group)
                     return
-                self._committed(group, len(rows), weight)
+                self._committed(group, batch, weight)
                 await asyncio.sleep(0)  # let readers and peers run between groups
         finally:
             self._committer = None
 
-    def _committed(self, group: list[_Pending], count: int, weight: int) -> None:
-        self._next += count
-        if count:
-            batch = [e for entries, _ in group for e in entries]
+    def _committed(self, group: list[_Pending], batch: list[Entry], weight: int) -> None:
+        self._next += len(batch)
+        if batch:
             self._last = batch[-1].id
             for follower in self._followers:
                 follower(batch)
         for _, done in group:
             if not done.done():
                 done.set_result(None)
-        self._unchecked += weight + 64 * count
+        self._unchecked += weight + 64 * len(batch)
         self._maintain()
 
     def _maintain(self, _: object = None) -> None:

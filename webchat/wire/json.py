@@ -107,20 +107,15 @@ def _payload(text: object, hex_text: object, escapes: object) -> bytes | str:
     if text is not None:
         if not isinstance(text, str):
             return '"text" must be a string'
-        if not text.isascii() and not _encodable(text):
+        try:
+            return unescape(text) if escapes else text.encode()
+        except UnicodeEncodeError:
             return '"text" holds a lone surrogate (an unpaired \\ud800-\\udfff): send valid Unicode'
-        return _converted(unescape, text) if escapes else text.encode()
+        except ValueError as exc:
+            return str(exc)
     if not isinstance(hex_text, str):
         return '"hex" must be a string of hex digits, e.g. "de ad be ef"'
     return _converted(parse_hex, hex_text)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _converted(convert: Any, text: str) -> bytes | str:
