@@ -54,6 +54,7 @@ def test_status_lists_peers_with_counters(client: TestClient) -> None:
         "framing": "line",
         "peers": [],
         "subscribers": 0,
+        "store": {"ok": True, "error": None, "since": None},
     }
     with join(client) as sock:
         sock.sendall(b"abc\n")

@@ -10,6 +10,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -285,3 +286,64 @@ def test_a_websocket_that_stops_answering_pings_is_dropped() -> None:
     ):
         wait_until(lambda: http.get("/api/status").json()["subscribers"] == 1)
         wait_until(lambda: http.get("/api/status").json()["subscribers"] == 0, 10)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MiB tmpfs, so the disk really fills."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with contextlib.suppress(OSError), filler.open("wb") as out:
+        for _ in range(4096):
+            out.write(b"\0" * 4096)
+            out.flush()
+    return filler
+
+
+def test_a_full_disk_refuses_sends_holds_peers_and_heals_by_itself(small_disk: Path) -> None:
+    args = ("server", "--tcp-port", "0", "--http-port", "0", "--quiet")
+    with (
+        Running(*args, "--db", str(small_disk / "t.sqlite3")) as running,
+        api(running) as http,
+        dial(f"127.0.0.1:{running.tcp_port}") as talker,
+    ):
+        wait_until(lambda: http.get("/api/status").json()["peers"])
+        filler = fill(small_disk)
+        lines = [b"line %d %s\n" % (i, b"x" * 200) for i in range(200)]
+        talker.sendall(b"".join(lines))
+        store = wait_until(lambda: (s := http.get("/api/status").json()["store"])["ok"] is False and s)
+        assert "disk is full" in store["error"] and store["since"]
+        before = rss_kb(running.proc.pid)
+        for _ in range(150):
+            refused = http.post("/api/messages", json={"text": "y" * 1_000_000})
+            assert refused.status_code == 503 and "disk is full" in refused.json()["detail"]
+        assert rss_kb(running.proc.pid) - before < 30 * 1024
+        late = dial(f"127.0.0.1:{running.tcp_port}")  # arrives while the disk is full: waits
+        time.sleep(0.5)
+        assert len(http.get("/api/status").json()["peers"]) == 1
+        filler.unlink()
+        wait_until(lambda: http.get("/api/status").json()["store"]["ok"], 5)
+        wait_until(lambda: len(http.get("/api/status").json()["peers"]) == 2, 5)
+        assert http.post("/api/messages", json={"text": "healed"}).status_code == 202
+        assert recv_until(talker, b"healed\n").endswith(b"healed\n")
+        kept = http.get("/api/messages", params={"q": "line ", "limit": 1000}).json()
+        assert [m["text"] for m in kept["messages"]] == [x[:-1].decode() for x in lines]
+        late.close()
+        running.proc.terminate()
+        assert running.proc.stderr is not None
+        log = running.proc.stderr.read()
+    assert "Traceback" not in log and log.count("disk is full") == 1, log
+    assert log.count("writable again") == 1

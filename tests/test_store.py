@@ -184,14 +184,52 @@ async def test_one_file_has_one_writer(tmp_path: Path) -> None:
     await SqliteStore(path, 10).close()
 
 
-async def test_a_full_disk_fails_the_append_and_every_later_one(tmp_path: Path) -> None:
+async def test_a_full_disk_is_a_state_that_heals_and_loses_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = SqliteStore(str(tmp_path / "f.db"), 10**6)
     store._conn.execute("PRAGMA max_page_count = 8")  # SQLITE_FULL once the file would grow
+    peer = asyncio.create_task(store.append([line("x" * 4000) for _ in range(50)]))
+    send = asyncio.create_task(store.append([line("in the same group")], retry=False))
     with pytest.raises(StoreError, match="disk is full"):
-        await store.append([line("x" * 4000) for _ in range(50)])
-    with pytest.raises(StoreError, match="disk is full"):
-        await store.append([line("more")])
+        await send  # a send is refused, not held
+    assert store.health.error is not None and "disk is full" in store.health.error
+    assert store.health.status()["ok"] is False and store.health.status()["since"]
+    for _ in range(3):  # every later send too, each with its own short exception
+        with pytest.raises(StoreError, match="disk is full") as refused:
+            await store.append([line("send")], retry=False)
+        assert refused.value.__traceback__ is not None
+        assert len(list(traceback_frames(refused.value))) < 10
+    await asyncio.sleep(0.3)
+    assert not peer.done()  # a peer's entries wait for the disk, paused, not dropped
+    store._conn.execute("PRAGMA max_page_count = 1000000")  # space comes back
+    kept = await asyncio.wait_for(peer, 3)
+    assert [e.id for e in kept] == list(range(1, 51))
+    assert store.health.status() == {"ok": True, "error": None, "since": None}
+    assert [e.id for e in await store.read(0, 100)] == list(range(1, 51))
+    assert (await store.append([line("after")], retry=False))[0].id == 51
     await store.close()
+    err = capsys.readouterr().err
+    assert err.count("disk is full") == 1 and err.count("writable again") == 1
+
+
+def traceback_frames(exc: BaseException) -> list[object]:
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    return frames
+
+
+async def test_closing_a_failing_store_refuses_what_waits(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "c.db"), 10**6)
+    store._conn.execute("PRAGMA max_page_count = 8")
+    peer = asyncio.create_task(store.append([line("x" * 4000) for _ in range(50)]))
+    await asyncio.sleep(0.1)
+    await asyncio.wait_for(store.close(), 3)
+    with pytest.raises(StoreError, match="disk is full"):
+        await peer
 
 
 async def test_scan_reads_a_live_file_in_pages(tmp_path: Path) -> None:

@@ -151,9 +151,10 @@ class Hub:
         self._idle.set()
         store.follow(self._committed)
 
-    async def record(self, entries: Sequence[Entry]) -> Sequence[Entry]:
-        """Commit `entries`; they reach readers through the store's tail."""
-        return await self.store.append(entries)
+    async def record(self, entries: Sequence[Entry], *, retry: bool = True) -> Sequence[Entry]:
+        """Commit `entries`; they reach readers through the store's tail. `retry` as in
+        `Store.append`."""
+        return await self.store.append(entries, retry=retry)
 
     def _committed(self, entries: Sequence[Entry]) -> None:
         if not entries:

@@ -110,7 +110,7 @@ class RoleBase(abc.ABC):
         listed, or heard, before its arrival is in the transcript. False if it cannot be kept."""
         try:
             await self.record([Event("connected", peer.name, detail)])
-        except StoreError as exc:  # the peer cannot be kept, so it is not let in
+        except StoreError as exc:  # only at shutdown: a failing store is waited out
             sys.stderr.write(f"webchat: error: {exc}; dropped {peer.name}\n")
             peer.drop(str(exc))
             return False
@@ -152,7 +152,7 @@ class RoleBase(abc.ABC):
                 planned.append(exc)
         entries = [p[0] for p in planned if not isinstance(p, SendError)]
         if entries:
-            await self.record(entries)
+            await self._hub.record(entries, retry=False)  # a send is refused, not held
         for plan in planned:
             if not isinstance(plan, SendError):
                 for peer in plan[1]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from webchat.model import Entry, Event, searchable
+from webchat.model import Entry, Event, iso_utc, searchable
 
 MEMORY = ":memory:"
 
@@ -24,6 +24,19 @@ Follower = Callable[[Sequence[Entry]], None]
 
 class StoreError(Exception):
     """The transcript cannot be opened or written; the message names the file and a remedy."""
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Whether the store takes writes. A failure (a full disk) is a state the store
+    retries its way out of, not a verdict: `error` and `since` say what and from when."""
+
+    error: str | None = None
+    since: float | None = None
+
+    def status(self) -> dict[str, object]:
+        since = None if self.since is None else iso_utc(self.since)
+        return {"ok": self.error is None, "error": self.error, "since": since}
 
 
 def contains(text: str, needle: str) -> bool:
@@ -59,11 +72,22 @@ class Store(Protocol):
     def where(self) -> str:
         """Where the transcript is kept, as the start-up line says it."""
 
+    @property
+    def epoch(self) -> str:
+        """This transcript's identity: ids restart when it changes (a new file, a new
+        `:memory:` run), so a reader's old position means nothing then."""
+
+    @property
+    def health(self) -> Health: ...
+
     def follow(self, follower: Follower) -> None:
         """Call `follower` with every batch committed from now on."""
 
-    async def append(self, entries: Sequence[Entry]) -> Sequence[Entry]:
-        """Commit new entries; the store gives them their ids. Returns the same entries."""
+    async def append(self, entries: Sequence[Entry], *, retry: bool = True) -> Sequence[Entry]:
+        """Commit new entries; the store gives them their ids. Returns the same entries.
+        While the store is failing, the call waits for it to heal, so its caller (a TCP
+        peer, paused meanwhile) loses nothing; with `retry` false it raises `StoreError`
+        at once instead (a send, whose user is told 503)."""
 
     async def read(
         self,

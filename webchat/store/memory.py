@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from webchat.model import Entry, Message, stamp
-from webchat.store import Follower, Match
+from webchat.store import Follower, Health, Match
 
 
 def size(entry: Entry) -> int:
@@ -19,12 +20,14 @@ class MemoryStore:
     O(1) per append."""
 
     where = "memory (--db :memory:, kept until exit)"
+    health = Health()
 
     def __init__(self, max_entries: int) -> None:
         self._max = max_entries
         self._entries: list[Entry] = []
         self._last = 0
         self._followers: list[Follower] = []
+        self.epoch = uuid.uuid4().hex
 
     @property
     def last_id(self) -> int:
@@ -33,7 +36,7 @@ class MemoryStore:
     def follow(self, follower: Follower) -> None:
         self._followers.append(follower)
 
-    async def append(self, entries: Sequence[Entry]) -> Sequence[Entry]:
+    async def append(self, entries: Sequence[Entry], *, retry: bool = True) -> Sequence[Entry]:
         for entry in entries:
             self._last += 1
             stamp(entry, self._last)

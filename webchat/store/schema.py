@@ -16,7 +16,7 @@ from typing import Any
 from webchat.model import Entry, Event, Message, decode
 from webchat.store import Match, StoreError, contains
 
-SCHEMA = 1
+SCHEMA = 2
 PAGE = 1000
 """Entries per read when streaming a whole transcript: constant memory at any size."""
 
@@ -30,7 +30,11 @@ CREATE TABLE entries (
 );
 CREATE INDEX entries_peer ON entries (peer, id);
 """
-MIGRATIONS = {1: _SCHEMA_V1}
+_EPOCH = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('epoch', lower(hex(randomblob(16))));
+"""
+MIGRATIONS = {1: _SCHEMA_V1, 2: _EPOCH}
 """`user_version` N+1 is reached by running MIGRATIONS[N+1]; add a step, never edit one."""
 
 COLUMNS = "id, ts, kind, peer, body"
@@ -131,6 +135,12 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
             raise
 
 
+def epoch(conn: sqlite3.Connection) -> str:
+    """The file's identity, made once by the migration that added it."""
+    value: str = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
+    return value
+
+
 def select(
     after: int, limit: int, before: int | None, newest_first: bool, match: Match | None
 ) -> tuple[str, list[Any]]:
@@ -179,8 +189,10 @@ def scan(path: str, after: int = 0, before: int | None = None) -> Iterator[list[
         conn = connect(path, read_only=True)
     with contextlib.closing(conn), translated(path):
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version != SCHEMA:
-            raise StoreError(f"transcript {path} has schema {version}, this webchat reads {SCHEMA}")
+        if not 1 <= version <= SCHEMA:  # every version so far has the same entries table
+            raise StoreError(
+                f"transcript {path} has schema {version}, this webchat reads 1 to {SCHEMA}"
+            )
         while rows := conn.execute(*select(after, PAGE, before, False, None)).fetchall():
             yield [entry(values) for values in rows]
             after = rows[-1][0]

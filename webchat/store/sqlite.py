@@ -18,15 +18,27 @@ import asyncio
 import concurrent.futures
 import contextlib
 import sqlite3
+import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from webchat.model import Entry, stamp
-from webchat.store import Follower, Match, StoreError
-from webchat.store.schema import connect, entry, fetch, insert, migrate, row, select, translated
+from webchat.store import Follower, Health, Match, StoreError
+from webchat.store.schema import (
+    connect,
+    entry,
+    epoch,
+    fetch,
+    insert,
+    migrate,
+    row,
+    select,
+    translated,
+)
 
 try:
     import fcntl
@@ -43,8 +55,12 @@ PRUNE_CHUNK = 2_000
 """Most rows one prune deletes: it holds the write lock, and inline commits wait for it."""
 CHECKPOINT_BYTES = 8 * 1024 * 1024
 """Payload committed between checkpoints, which run in the thread instead of inside a commit."""
+RETRY_FIRST = 0.05
+RETRY_MOST = 1.0
+"""Seconds between attempts while writes fail: a freed disk is noticed within a second."""
 
-_Pending = tuple[Sequence[Entry], "asyncio.Future[None]"]
+_Pending = tuple[Sequence[Entry], "asyncio.Future[None]", bool]
+"""Entries, the future their caller awaits, and whether they wait out a failure."""
 
 
 class SqliteStore:
@@ -61,6 +77,7 @@ class SqliteStore:
                 self._conn.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'NORMAL'}")
                 self._conn.execute("PRAGMA wal_autocheckpoint = 0")  # see _maintain
                 migrate(self._conn, path)
+                self.epoch = epoch(self._conn)
                 first, last = self._conn.execute("SELECT min(id), max(id) FROM entries").fetchone()
         except BaseException:
             self._lock_file.close()
@@ -75,7 +92,7 @@ class SqliteStore:
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._followers: list[Follower] = []
-        self._failure: str | None = None
+        self.health = Health()
         self._fsync = fsync
         self._unchecked = 0
         self._maintenance: asyncio.Future[None] | None = None
@@ -88,12 +105,12 @@ class SqliteStore:
     def follow(self, follower: Follower) -> None:
         self._followers.append(follower)
 
-    async def append(self, entries: Sequence[Entry]) -> Sequence[Entry]:
+    async def append(self, entries: Sequence[Entry], *, retry: bool = True) -> Sequence[Entry]:
         """Returns once the entries' group is committed and followed."""
-        if self._failure is not None:
-            raise StoreError(self._failure)  # a new exception: one kept would grow its traceback
+        if not retry and self.health.error is not None:
+            raise StoreError(self.health.error)  # a new one each time: a kept one grows its traceback
         done = asyncio.get_running_loop().create_future()
-        self._pending.append((entries, done))
+        self._pending.append((entries, done, retry))
         if self._committer is None:
             self._committer = asyncio.create_task(self._commit_groups())
         await done  # cancelling the caller cancels only this wait: the group still commits
@@ -118,6 +135,7 @@ class SqliteStore:
 
     async def _commit_groups(self) -> None:
         loop = asyncio.get_running_loop()
+        delay = RETRY_FIRST
         try:
             await asyncio.sleep(0)  # appends made in this loop iteration join the first group
             while self._pending:
@@ -128,8 +146,13 @@ class SqliteStore:
                     else:
                         self._write(rows)
                 except StoreError as exc:
-                    self._fail(str(exc), group)
-                    return
+                    self._failed(str(exc), group)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MOST)
+                    continue
+                if self.health.error is not None:
+                    self._healed()
+                    delay = RETRY_FIRST
                 self._committed(group, batch, weight)
                 await asyncio.sleep(0)  # let readers and peers run between groups
         finally:
@@ -141,7 +164,7 @@ class SqliteStore:
             self._last = batch[-1].id
             for follower in self._followers:
                 follower(batch)
-        for _, done in group:
+        for _, done, _ in group:
             if not done.done():
                 done.set_result(None)
         self._unchecked += weight + 64 * len(batch)
@@ -157,12 +180,26 @@ class SqliteStore:
             self._maintenance = loop.run_in_executor(self._writer, self._checkpoint, self._last)
             self._maintenance.add_done_callback(self._maintain)
 
-    def _fail(self, why: str, group: list[_Pending]) -> None:
-        self._failure = why
-        for _, done in [*group, *self._pending]:
-            if not done.done():
-                done.set_exception(StoreError(why))
-        self._pending.clear()
+    def _failed(self, why: str, group: list[_Pending]) -> None:
+        """Refuse what must not wait (sends) and keep the rest, in order, for the next
+        attempt; they get their ids again then. Said once on stderr, not per attempt."""
+        if self.health.error is None:
+            self.health = Health(why, time.time())
+            sys.stderr.write(f"webchat: error: {why}; sends are refused and TCP peers wait\n")
+            self._unchecked = CHECKPOINT_BYTES  # pruning and a checkpoint may give space back
+            self._maintain()
+        kept: deque[_Pending] = deque()
+        for pending in [*group, *self._pending]:
+            if pending[2] and not self._closing:
+                kept.append(pending)
+            elif not pending[1].done():
+                pending[1].set_exception(StoreError(why))
+        self._pending = kept
+
+    def _healed(self) -> None:
+        lasted = time.time() - (self.health.since or time.time())
+        self.health = Health()
+        sys.stderr.write(f"webchat: transcript {self.path} is writable again after {lasted:.1f} s\n")
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
         with translated(self.path):

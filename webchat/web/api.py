@@ -52,6 +52,7 @@ async def status(request: Request) -> dict[str, Any]:
         "framing": rt.settings.framing,
         "peers": [peer.status() for peer in rt.role.peers.values()],
         "subscribers": len(rt.hub.readers),
+        "store": rt.hub.store.health.status(),
     }
 
 
