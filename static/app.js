@@ -22,6 +22,7 @@ const VIEWS = ["text", "escaped", "hex"];
 
 let socket = null;
 let lastId = 0;
+let epoch = null; // the transcript's identity from hello; ids only mean something within one
 let replayedUpTo = 0;
 let retryDelay = 500;
 let tcpAddress = "";
@@ -248,6 +249,11 @@ function onFrame(frame) {
     for (const inner of frame.frames) onFrame(inner);
   } else if (frame.type === "hello") {
     tcpAddress = frame.tcp;
+    if (epoch && frame.epoch !== epoch) {
+      lastId = 0; // a new transcript (a :memory: restart): its ids start again, replayed from 1
+      say("event", "the transcript restarted; showing it from the beginning");
+    }
+    epoch = frame.epoch;
     replayedUpTo = frame.last_id || 0;
     peers.clear();
     for (const p of frame.peers) peers.add(p);
@@ -284,6 +290,7 @@ function connect() {
   const url = new URL("ws", location.href);
   url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   if (lastId) url.searchParams.set("after", String(lastId));
+  if (epoch) url.searchParams.set("epoch", epoch);
   url.searchParams.set("batch", "1"); // a flood arrives as a few messages, not one per line
   socket = new WebSocket(url);
   socket.addEventListener("open", () => {

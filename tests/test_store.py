@@ -12,7 +12,7 @@ import pytest
 from webchat.model import Event, Message
 from webchat.store import Match, Store, StoreError
 from webchat.store.memory import MemoryStore
-from webchat.store.schema import SCHEMA, scan
+from webchat.store.schema import MIGRATIONS, SCHEMA, scan
 from webchat.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
@@ -122,7 +122,7 @@ async def test_ids_continue_across_restarts_and_commits_are_visible_to_others(
         assert other.execute("SELECT count(*) FROM entries").fetchone() == (2,)
     await first.close()
     second = SqliteStore(path, 1000)
-    assert second.last_id == 2
+    assert second.last_id == 2 and second.epoch == first.epoch  # the same transcript
     assert [e.id for e in await second.append([line("c")])] == [3]
     await second.close()
 
@@ -173,6 +173,24 @@ async def test_a_file_that_is_not_ours_gets_one_clear_line(
         SqliteStore(path, 10)
     message = str(failure.value)
     assert path in message and says in message and "\n" not in message
+
+
+async def test_each_transcript_has_its_own_epoch(tmp_path: Path) -> None:
+    one, two = SqliteStore(str(tmp_path / "1.db"), 10), SqliteStore(str(tmp_path / "2.db"), 10)
+    assert len({one.epoch, two.epoch, MemoryStore(10).epoch, MemoryStore(10).epoch}) == 4
+    await one.close()
+    await two.close()
+
+
+async def test_a_first_schema_file_is_migrated_and_keeps_its_entries(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(MIGRATIONS[1] + "PRAGMA user_version = 1;")
+        conn.execute("INSERT INTO entries VALUES (7, 0, 'in', 'p', x'6869')")
+    assert [e.id for page in scan(str(path)) for e in page] == [7]  # read as it is
+    store = SqliteStore(str(path), 10)
+    assert store.epoch and [e.text for e in await store.read()] == ["hi"]  # type: ignore[union-attr]
+    await store.close()
 
 
 async def test_one_file_has_one_writer(tmp_path: Path) -> None:

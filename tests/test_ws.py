@@ -107,6 +107,20 @@ def test_ws_after_replays_exactly_the_rest(client: TestClient) -> None:
             assert ws.receive_json() == client.get("/api/messages?after=5").json()["messages"][0]
 
 
+def test_ws_after_from_another_transcript_replays_from_the_start(client: TestClient) -> None:
+    with join(client) as sock:
+        sock.sendall(b"a\nb\n")
+        wait_until(lambda: len(client.get("/api/messages").json()["messages"]) == 4)
+        with client.websocket_connect("/ws?after=3") as ws:
+            epoch = ws.receive_json()["epoch"]
+            assert isinstance(epoch, str) and epoch and ws.receive_json()["id"] == 4
+        with client.websocket_connect(f"/ws?after=3&epoch={epoch}") as ws:
+            assert ws.receive_json()["epoch"] == epoch and ws.receive_json()["id"] == 4
+        with client.websocket_connect("/ws?after=3&epoch=an-older-run") as ws:
+            ws.receive_json()
+            assert [ws.receive_json()["id"] for _ in range(4)] == [1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("after", ["abc", "²", "①", "-1"])
 def test_ws_bad_after_is_refused_with_a_reason(client: TestClient, after: str) -> None:
     with client.websocket_connect(f"/ws?after={after}") as ws:

@@ -44,6 +44,7 @@ class Runtime:
             "peers": list(self.role.peers),
             "version": VERSION,
             "last_id": self.hub.store.last_id,
+            "epoch": self.hub.store.epoch,
         }
 
 

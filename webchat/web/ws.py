@@ -20,7 +20,7 @@ from starlette.websockets import WebSocketState
 
 from webchat.hub import Closed, Reader
 from webchat.roles.base import SendError
-from webchat.store import StoreError
+from webchat.store import Store, StoreError
 from webchat.web.api import MAX_ID
 from webchat.web.runtime import Runtime, runtime
 from webchat.wire.json import (
@@ -41,15 +41,18 @@ POLICY_VIOLATION = 1008
 router = APIRouter()
 
 
-def start_position(query: QueryParams, last_id: int, replay: int) -> tuple[int, bool] | str:
-    """Where a new reader starts and whether it wants batches, or what is wrong."""
+def start_position(query: QueryParams, store: Store, replay: int) -> tuple[int, bool] | str:
+    """Where a new reader starts and whether it wants batches, or what is wrong. A reader
+    that names another transcript's `epoch` starts from the beginning: its ids are void."""
     after = query.get("after")
     batch = query.get("batch", "0")
     if after is not None and not (after.isascii() and after.isdigit() and int(after) <= MAX_ID):
         return "after must be a whole number of 0 or more, an entry id"
     if batch not in ("0", "1"):
         return "batch must be 0 (one entry a frame) or 1 (batch frames)"
-    return (int(after) if after else max(0, last_id - replay)), batch == "1"
+    if query.get("epoch", store.epoch) != store.epoch:
+        return 0, batch == "1"
+    return (int(after) if after else max(0, store.last_id - replay)), batch == "1"
 
 
 @router.websocket("/ws")
@@ -57,7 +60,7 @@ async def websocket(ws: WebSocket) -> None:
     await ws.accept()
     rt = runtime(ws.app)
     hello = rt.hello()
-    start = start_position(ws.query_params, rt.hub.store.last_id, rt.settings.replay)
+    start = start_position(ws.query_params, rt.hub.store, rt.settings.replay)
     if isinstance(start, str):
         await ws.send_text(error_frame(start))
         await ws.close(POLICY_VIOLATION)
