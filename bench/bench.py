@@ -288,6 +288,7 @@ WORKLOADS: list[Row] = [
     Row("stalled readers", "ingest ratio", cursors.ingest_with_stalled_readers),
     Row("catch-up", "entries/s", cursors.catch_up),
     Row("RSS, stalled", "MB grown", cursors.rss_with_stalled_readers),
+    Row("RSS, read-back", "MB in all", cursors.rss_reading_back),
 ]
 
 

@@ -3,6 +3,8 @@ and a reader that paused must catch up at the store's read speed."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 import uuid
 
@@ -82,3 +84,35 @@ async def rss_with_stalled_readers(c: Counts) -> float:
         for sock in frozen:
             sock.close()
         return grown
+
+
+async def rss_reading_back(c: Counts) -> float:
+    """The server's whole RSS, in MB, once `c.readback_readers` readers that never read have
+    asked for the whole transcript of a `c.readback_mib` MiB flood without a newline (64 KiB
+    entries of the heaviest JSON: each byte a `\\u0001` escape, plus base64)."""
+    async with webchat() as server:
+        ws = await subscriber(server)
+        _, writer = await open_tcp(server)
+        await wait_peers(server, ws, 1)
+        pieces = c.readback_mib * 16
+        counting = count_heavy(ws, pieces)
+        await timed_write(writer, b"\x01" * (1 << 20), c.readback_mib, counting)
+        frozen = [stalled_reader(server, "?after=0") for _ in range(c.readback_readers)]
+        peak = 0
+        for _ in range(15):  # the replays start at once; the peak comes within a second or two
+            await asyncio.sleep(0.2)
+            peak = max(peak, server.rss_kb())
+        writer.close()
+        await ws.close()
+        for sock in frozen:
+            sock.close()
+        return peak / 1024
+
+
+async def count_heavy(ws: websockets.ClientConnection, expected: int) -> None:
+    """Wait for `expected` full 64 KiB messages."""
+    got = 0
+    while got < expected:
+        frame = json.loads(await ws.recv())
+        if frame.get("type") == "message" and len(frame["text"]) == 65536:
+            got += 1

@@ -39,10 +39,14 @@ class Counts:
     stalled: int
     rss_readers: int
     rss_mib: int
+    readback_readers: int
+    readback_mib: int
 
 
-FULL = Counts(200_000, 100_000, 2_000, 100, 20_000, 100, 20_000, 200, 10_000, 1_000, 20, 100, 50)
-QUICK = Counts(2_000, 1_000, 50, 5, 200, 5, 200, 2, 50, 20, 2, 3, 1)
+FULL = Counts(
+    200_000, 100_000, 2_000, 100, 20_000, 100, 20_000, 200, 10_000, 1_000, 20, 100, 50, 200, 25
+)
+QUICK = Counts(2_000, 1_000, 50, 5, 200, 5, 200, 2, 50, 20, 2, 3, 1, 3, 1)
 
 
 @dataclass
@@ -153,14 +157,14 @@ async def timed_write(
     return time.perf_counter() - started
 
 
-def stalled_reader(server: Server) -> socket.socket:
+def stalled_reader(server: Server, query: str = "") -> socket.socket:
     """A WebSocket that completes its handshake and then never reads, as a frozen tab."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.http_port))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
-        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{server.http_port}\r\nUpgrade: websocket\r\n"
+        f"GET /ws{query} HTTP/1.1\r\nHost: 127.0.0.1:{server.http_port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
         "Sec-WebSocket-Version: 13\r\n\r\n".encode()
     )

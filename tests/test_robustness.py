@@ -32,6 +32,15 @@ def rss_kb(pid: int) -> int:
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS")))
 
 
+def tcp_connections() -> set[tuple[int, int]]:
+    """(local port, remote port) of every IPv4 TCP socket on this machine."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote = line.split()[1:3]
+        found.add((int(local.split(":")[1], 16), int(remote.split(":")[1], 16)))
+    return found
+
+
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -65,19 +74,39 @@ def test_a_peer_that_speaks_and_hangs_up_at_once_is_heard(server: Running) -> No
         assert heard() == sorted(f"quick {i}" for i in range(20))
 
 
-def test_a_flood_without_newline_is_cut_in_pieces_and_memory_stays_flat(server: Running) -> None:
+def pages(http: httpx.Client, url: str) -> Iterator[list[dict[str, object]]]:
+    """Every page of a listing, following `next`."""
+    next_url: str | None = url
+    while next_url is not None:
+        page = http.get(next_url).json()
+        yield page["messages"]
+        next_url = page["next"]
+
+
+def test_a_flood_without_newline_is_cut_in_pieces_and_reading_it_back_stays_small(
+    server: Running,
+) -> None:
     with api(server) as http, dial(f"127.0.0.1:{server.tcp_port}") as sock:
         wait_until(lambda: http.get("/api/status").json()["peers"])
         before = rss_kb(server.proc.pid)
-        block = b"A" * MIB
+        block = b"\x01" * MIB  # the heaviest JSON there is: six characters a byte, plus base64
         for _ in range(25):
             sock.sendall(block)
         sock.sendall(b"\n")
         wait_until(lambda: http.get("/api/status").json()["peers"][0]["bytes_in"] > 25 * MIB, 60)
         grown = rss_kb(server.proc.pid) - before
         assert grown < 40 * 1024, f"RSS grew by {grown} KB for a 25 MiB flood"
-        pieces = http.get("/api/messages?direction=in&limit=1000").json()["messages"]
-        assert len(pieces) == 25 * MIB // 65536 and {len(p["text"]) for p in pieces} == {65536}
+        before = rss_kb(server.proc.pid)
+        one = http.get("/api/messages?direction=in&limit=10000")
+        assert len(one.content) < 2 * MIB and one.json()["next"]
+        sizes = [len(p) for p in pages(http, "/api/messages?direction=in&limit=10000")]
+        assert sum(sizes) == 25 * MIB // 65536 and max(sizes) <= 4
+        frozen = [stalled_websocket(server.http_port, "?after=0") for _ in range(20)]
+        time.sleep(3)
+        grown = rss_kb(server.proc.pid) - before
+        assert grown < 60 * 1024, f"RSS grew by {grown} KB reading back with 20 stalled readers"
+        for ws in frozen:
+            ws.close()
 
 
 def test_a_stalled_tcp_reader_is_dropped_and_the_others_go_on(server: Running) -> None:
@@ -107,14 +136,14 @@ def test_a_stalled_tcp_reader_is_dropped_and_the_others_go_on(server: Running) -
         assert details and "not reading" in details[0]
 
 
-def stalled_websocket(port: int) -> socket.socket:
+def stalled_websocket(port: int, query: str = "") -> socket.socket:
     """A WebSocket client that completes the handshake and then never reads, as a frozen tab."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
-        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"GET /ws{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
         "Sec-WebSocket-Version: 13\r\n\r\n".encode()
     )
@@ -277,15 +306,27 @@ def test_a_text_frame_that_is_not_utf8_closes_with_1007_and_one_log_line(
     assert "Traceback" not in log and log.count("not UTF-8; closed it with 1007") == 3
 
 
-def test_a_websocket_that_stops_answering_pings_is_dropped() -> None:
+def test_a_websocket_that_stops_answering_pings_is_released_even_with_a_full_buffer() -> None:
     pings = ("--ws-ping-interval", "0.3", "--ws-ping-timeout", "0.3")
     with (
         Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", *pings) as running,
         api(running) as http,
-        stalled_websocket(running.http_port),
+        dial(f"127.0.0.1:{running.tcp_port}") as talker,
     ):
+        wait_until(lambda: http.get("/api/status").json()["peers"])
+        talker.sendall(b"".join(b"%d %s\n" % (i, b"f" * 1000) for i in range(4000)))
+        wait_until(lambda: http.get("/api/status").json()["peers"][0]["bytes_in"] > 4_000_000)
+        frozen = stalled_websocket(running.http_port, "?after=0")  # its buffers fill at once
+        ours = (running.http_port, frozen.getsockname()[1])
         wait_until(lambda: http.get("/api/status").json()["subscribers"] == 1)
+        assert ours in tcp_connections()
         wait_until(lambda: http.get("/api/status").json()["subscribers"] == 0, 10)
+        wait_until(lambda: ours not in tcp_connections(), 5)  # the server's socket is gone
+        frozen.settimeout(5)
+        with pytest.raises(ConnectionResetError):  # RST: nothing is left queued for it
+            while frozen.recv(1 << 20):
+                pass
+        frozen.close()
 
 
 @pytest.fixture
@@ -324,7 +365,8 @@ def test_a_full_disk_refuses_sends_holds_peers_and_heals_by_itself(small_disk: P
         filler = fill(small_disk)
         lines = [b"line %d %s\n" % (i, b"x" * 200) for i in range(200)]
         talker.sendall(b"".join(lines))
-        store = wait_until(lambda: (s := http.get("/api/status").json()["store"])["ok"] is False and s)
+        wait_until(lambda: http.get("/api/status").json()["store"]["ok"] is False)
+        store = http.get("/api/status").json()["store"]
         assert "disk is full" in store["error"] and store["since"]
         before = rss_kb(running.proc.pid)
         for _ in range(150):

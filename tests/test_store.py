@@ -207,8 +207,8 @@ async def test_a_full_disk_is_a_state_that_heals_and_loses_nothing(
 ) -> None:
     store = SqliteStore(str(tmp_path / "f.db"), 10**6)
     store._conn.execute("PRAGMA max_page_count = 8")  # SQLITE_FULL once the file would grow
-    peer = asyncio.create_task(store.append([line("x" * 4000) for _ in range(50)]))
-    send = asyncio.create_task(store.append([line("in the same group")], retry=False))
+    peer = asyncio.ensure_future(store.append([line("x" * 4000) for _ in range(50)]))  # noqa: RUF006
+    send = asyncio.ensure_future(store.append([line("in the same group")], retry=False))
     with pytest.raises(StoreError, match="disk is full"):
         await send  # a send is refused, not held
     assert store.health.error is not None and "disk is full" in store.health.error
@@ -232,7 +232,7 @@ async def test_a_full_disk_is_a_state_that_heals_and_loses_nothing(
 
 
 def traceback_frames(exc: BaseException) -> list[object]:
-    frames = []
+    frames: list[object] = []
     tb = exc.__traceback__
     while tb is not None:
         frames.append(tb.tb_frame)
@@ -243,7 +243,7 @@ def traceback_frames(exc: BaseException) -> list[object]:
 async def test_closing_a_failing_store_refuses_what_waits(tmp_path: Path) -> None:
     store = SqliteStore(str(tmp_path / "c.db"), 10**6)
     store._conn.execute("PRAGMA max_page_count = 8")
-    peer = asyncio.create_task(store.append([line("x" * 4000) for _ in range(50)]))
+    peer = asyncio.ensure_future(store.append([line("x" * 4000) for _ in range(50)]))  # noqa: RUF006
     await asyncio.sleep(0.1)
     await asyncio.wait_for(store.close(), 3)
     with pytest.raises(StoreError, match="disk is full"):

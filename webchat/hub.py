@@ -29,8 +29,10 @@ WINDOW_ENTRIES = 16_384
 WINDOW_BYTES = 8 * 1024 * 1024
 """The shared window: enough for a reader to ride out a burst, small against the store."""
 PAGE_ENTRIES = 500
-PAGE_BYTES = 256 * 1024
-"""A read from the store is bounded by bytes too: one 64 KiB entry weighs 1,000 short ones."""
+PAGE_BYTES = 64 * 1024
+"""A read from the store is bounded by payload bytes too: one 64 KiB entry weighs 1,000
+short ones. Its frames are cut again at `TAKE_BYTES`, since a frame can weigh seven times
+its payload (`\u0001` in text plus base64)."""
 TAKE = 1000
 TAKE_BYTES = 256 * 1024
 """Most frames, and encoded bytes, one `next_frames` hands out: what a reader that stopped
@@ -200,9 +202,17 @@ class Hub:
 
     async def _page(self, position: int) -> tuple[list[str], int]:
         """Behind the window: the next page from the store, encoded for this reader only,
-        and the id it ends at (pruned ids are simply not there)."""
+        up to `TAKE_BYTES` of frames (at least one), and the id it ends at (pruned ids are
+        simply not there). What a stalled reader holds is then one take, as at the head."""
         page = await self.store.read(position, PAGE_ENTRIES, max_bytes=PAGE_BYTES)
-        return [frame(entry) for entry in page], (page[-1].id if page else position)
+        frames: list[str] = []
+        weight = 0
+        for entry in page:
+            frames.append(frame(entry))
+            weight += len(frames[-1])
+            if weight >= TAKE_BYTES:
+                return frames, entry.id
+        return frames, (page[-1].id if page else position)
 
     def close_all(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
         for reader in self.readers:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from webchat.model import Entry, Event, iso_utc, searchable
+from webchat.model import Entry, Event, Message, iso_utc, searchable
 
 MEMORY = ":memory:"
 
@@ -37,6 +37,11 @@ class Health:
     def status(self) -> dict[str, object]:
         since = None if self.since is None else iso_utc(self.since)
         return {"ok": self.error is None, "error": self.error, "since": since}
+
+
+def payload_size(entry: Entry) -> int:
+    """What an entry weighs in a page read with `max_bytes`: its payload's length."""
+    return len(entry.data) if isinstance(entry, Message) else len(entry.detail)
 
 
 def contains(text: str, needle: str) -> bool:

@@ -5,13 +5,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from webchat.model import Entry, Message, stamp
-from webchat.store import Follower, Health, Match
-
-
-def size(entry: Entry) -> int:
-    """What an entry weighs in a page: its payload's length."""
-    return len(entry.data) if isinstance(entry, Message) else len(entry.detail)
+from webchat.model import Entry, stamp
+from webchat.store import Follower, Health, Match, payload_size
 
 
 class MemoryStore:
@@ -73,7 +68,7 @@ class MemoryStore:
             entry = self._entries[index]
             if match is None or match.accepts(entry):
                 found.append(entry)
-                weight += size(entry)
+                weight += payload_size(entry)
                 if len(found) == limit or (max_bytes is not None and weight >= max_bytes):
                     break
         return found

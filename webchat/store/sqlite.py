@@ -108,7 +108,7 @@ class SqliteStore:
     async def append(self, entries: Sequence[Entry], *, retry: bool = True) -> Sequence[Entry]:
         """Returns once the entries' group is committed and followed."""
         if not retry and self.health.error is not None:
-            raise StoreError(self.health.error)  # a new one each time: a kept one grows its traceback
+            raise StoreError(self.health.error)  # a new one each time: a kept one grows
         done = asyncio.get_running_loop().create_future()
         self._pending.append((entries, done, retry))
         if self._committer is None:
@@ -199,7 +199,7 @@ class SqliteStore:
     def _healed(self) -> None:
         lasted = time.time() - (self.health.since or time.time())
         self.health = Health()
-        sys.stderr.write(f"webchat: transcript {self.path} is writable again after {lasted:.1f} s\n")
+        sys.stderr.write(f"webchat: transcript {self.path} writable again after {lasted:.1f} s\n")
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
         with translated(self.path):

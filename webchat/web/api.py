@@ -5,13 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, StrictBool
 
 from webchat.export import MEDIA_TYPES, Format, header, render
-from webchat.store import Match
+from webchat.model import Entry
+from webchat.store import Match, payload_size
 from webchat.store.schema import PAGE
 from webchat.web.errors import EDGE_ERRORS, http_error
 from webchat.web.runtime import runtime
@@ -20,8 +22,9 @@ from webchat.wire.json import entry_dict, parse_send
 MAX_PAGE = 10_000
 MAX_ID = 2**63 - 1
 """The largest id a store can hold (SQLite's INTEGER); larger query values are 422."""
-EXPORT_BYTES = 1024 * 1024
-"""Payload bytes per export page: a 64 KiB-entry transcript streams in steps, not in one."""
+PAGE_BYTES = 256 * 1024
+"""Payload bytes in one page of `GET /api/messages` and of an export (always at least one
+entry): with text and base64, about 1 MiB of JSON at most, whatever `limit` asks."""
 
 router = APIRouter()
 Id = Annotated[int, Query(ge=0, le=MAX_ID, description="only ids above this")]
@@ -90,16 +93,33 @@ async def list_messages(
     ] = None,
 ) -> dict[str, Any]:
     newest_first = before is not None
+    limit = min(limit, MAX_PAGE)
     entries = await runtime(request.app).hub.store.read(
         after,
-        min(limit, MAX_PAGE),
+        limit,
         before=before,
         newest_first=newest_first,
         match=Match(q, peer, direction),
+        max_bytes=PAGE_BYTES,
     )
     if newest_first:
         entries.reverse()
-    return {"messages": [entry_dict(entry) for entry in entries]}
+    listed = [entry_dict(entry) for entry in entries]
+    return {"messages": listed, "next": next_page(request, entries, limit)}
+
+
+def next_page(request: Request, entries: list[Entry], limit: int) -> str | None:
+    """The query for the page that follows (older ones, with `before`), or None when this
+    page holds everything: a full or byte-cut page may have more behind it."""
+    cut = len(entries) == limit or sum(map(payload_size, entries)) >= PAGE_BYTES
+    if not entries or not cut:
+        return None
+    query = dict(request.query_params)
+    if "before" in query:
+        query["before"] = str(entries[0].id)
+    else:
+        query["after"] = str(entries[-1].id)
+    return f"{request.url.path}?{urlencode(query)}"
 
 
 @router.get(
@@ -119,7 +139,7 @@ async def export(
     async def chunks() -> AsyncIterator[str]:
         yield header(format)
         last = after
-        while page := await store.read(last, PAGE, before=before, max_bytes=EXPORT_BYTES):
+        while page := await store.read(last, PAGE, before=before, max_bytes=PAGE_BYTES):
             yield render(format, page)
             last = page[-1].id
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 from typing import Any
 
 SEND_BUFFER = 256 * 1024
 """The kernel's send buffer of a WebSocket (autotuned up to 4 MiB on Linux otherwise). A
 reader that stopped reading is sent frames until this and the transport's buffer are full;
 20 such readers cost 2.6 readers' worth of sending with 4 MiB each, against one here."""
+RESET_ON_CLOSE = struct.pack("ii", 1, 0)
+"""SO_LINGER on, zero seconds: close sends RST and drops what is unsent."""
 CORK_WRITES = 256
 CORK_BYTES = 64 * 1024
 """What may wait for the end of the iteration. Past it the writes go out at once: the
@@ -84,6 +87,18 @@ def websocket_protocol() -> type[asyncio.Protocol] | str:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
             corked: Any = CorkedTransport(transport)  # type: ignore[arg-type]
             super().connection_made(corked)
+
+        def keepalive_timeout(self) -> None:
+            """No pong in time: uvicorn writes a close frame and closes, and its close waits
+            for the write buffer to drain, which it never does when the client stopped
+            reading; the socket and its buffers were then held for ever. Reset it instead
+            (a plain close would leave the kernel holding the unsent bytes in FIN-WAIT-1)."""
+            super().keepalive_timeout()
+            if self.transport.get_write_buffer_size():
+                sock = self.transport.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET_ON_CLOSE)
+                self.transport.abort()
 
         def handle_parser_exception(self) -> None:
             """Send the close frame (1009 for an oversize message) and our FIN, then read
