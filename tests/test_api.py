@@ -21,7 +21,12 @@ from webchat.web.app import create_app
 
 
 def make_client(**options: Any) -> TestClient:
-    base: dict[str, Any] = {"tcp_port": 0, "http_port": 0, "quiet": True}
+    base: dict[str, Any] = {
+        "tcp_port": 0,
+        "http_port": 0,
+        "quiet": True,
+        "allow_host": ["testserver"],  # the Host TestClient sends; test_guard tests the rule
+    }
     return TestClient(create_app(Settings(**(base | options))))
 
 

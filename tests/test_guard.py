@@ -37,6 +37,45 @@ def test_every_guarded_route_needs_the_token(guarded: TestClient) -> None:
     assert guarded.get("/static/app.js").status_code == 200
 
 
+@pytest.mark.parametrize(
+    "host",
+    ["localhost:8000", "127.0.0.1:8000", "127.9.9.9", "[::1]:8000", "app.localhost", "10.1.2.3"],
+)
+def test_loopback_names_and_any_address_are_served(host: str) -> None:
+    with make_client(allow_host=[]) as client:
+        assert client.get("/api/status", headers={"Host": host}).status_code == 200
+
+
+def test_a_rebound_name_is_refused_on_every_route_without_a_token() -> None:
+    """DNS rebinding: the attacker's name now points at us, and its page sends that name
+    as Host and as Origin, so the Origin check alone lets it in."""
+    client = make_client(allow_host=[])
+    evil = {"Host": "evil.example:8000", "Origin": "http://evil.example:8000"}
+    for path in [*GUARDED, "/static/app.js", "/healthz"]:
+        refused = client.get(path, headers=evil)
+        assert refused.status_code == 403, path
+        assert "--allow-host evil.example" in refused.json()["detail"]
+        assert refused.headers["x-content-type-options"] == "nosniff"
+    assert client.post("/api/messages", json={"text": "x"}, headers=evil).status_code == 403
+    with (
+        pytest.raises(WebSocketDenialResponse) as denied,
+        client.websocket_connect("/ws", headers=evil),
+    ):
+        pass
+    assert denied.value.status_code == 403
+
+
+def test_allow_host_names_another_way_in_and_a_token_makes_any_host_fine() -> None:
+    with make_client(allow_host=["webchat.lan"]) as client:
+        assert client.get("/api/status", headers={"Host": "WebChat.lan:8000"}).status_code == 200
+        assert client.get("/api/status", headers={"Host": "other.lan"}).status_code == 403
+    with make_client(http_host="box.example") as client:
+        assert client.get("/api/status", headers={"Host": "box.example:8000"}).status_code == 200
+    with make_client(token=TOKEN) as client:
+        bearer = {"Host": "evil.example", "Authorization": f"Bearer {TOKEN}"}
+        assert client.get("/api/status", headers=bearer).status_code == 200
+
+
 def test_the_page_with_token_sets_a_strict_http_only_cookie(guarded: TestClient) -> None:
     page = guarded.get(f"/?token={TOKEN}")
     assert page.status_code == 200

@@ -56,6 +56,7 @@ http_options = [
     option("token", metavar="TOKEN"),
     option("no_auth"),
     option("allow_origin", metavar="ORIGIN", multiple=True),
+    option("allow_host", metavar="NAME", multiple=True),
     option("http_tls_cert", metavar="FILE"),
     option("http_tls_key", metavar="FILE"),
     option("ws_ping_interval", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS"),

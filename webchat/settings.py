@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     allow_origin: list[str] = Field(
         [], description="another page origin that may open /ws, e.g. https://proxy.example"
     )
+    allow_host: list[str] = Field(
+        [],
+        description="another name the page is reached by (its Host header), e.g. webchat.lan; "
+        "without a token, names other than loopback and --http-host are refused (403)",
+    )
     allow: list[str] = Field([], description="TCP peers only from this address or CIDR block")
     deny: list[str] = Field([], description="no TCP peers from this address or CIDR block")
     tcp_tls_cert: str | None = Field(None, description="server: TLS on the TCP port, this PEM cert")

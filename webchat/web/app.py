@@ -60,6 +60,7 @@ def create_app(
         token=settings.token,
         allowed_origins=settings.allow_origin,
         max_body=settings.max_body,
+        hosts=[settings.http_host, *settings.allow_host],
     )
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.mount("/static", StaticFiles(directory=page.resource_dir("static")), name="static")

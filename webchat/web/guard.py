@@ -1,4 +1,4 @@
-"""Who may reach the HTTP side: token, Origin, body size and security headers.
+"""Who may reach the HTTP side: Host, token, Origin, body size and security headers.
 
 The guard is one pure ASGI middleware, so every route (the page, REST,
 `/ws`, the docs) passes the same checks in the same order, and a refusal
@@ -10,6 +10,7 @@ supports it, so a script sees 401 or 403 rather than an opaque close.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Awaitable, Callable, Iterable
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs
@@ -47,6 +48,30 @@ def normalise_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port or an IPv6 address's brackets."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1 : header.find("]")]
+    return header.partition(":")[0]
+
+
+def host_allowed(header: str | None, names: frozenset[str]) -> bool:
+    """Is this a Host webchat serves? DNS rebinding points an attacker's name at us, and
+    its page then sends that name as Host (and as Origin), so without a token only names
+    we know get in: loopback names, `--http-host`, `--allow-host`. An address typed as
+    an address cannot be rebound, so any IP literal is fine, as are RFC 6761's
+    `*.localhost` names, which browsers never ask DNS for."""
+    if header is None or "*" in names:
+        return True
+    name = host_name(header)
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return name in names or name == "localhost" or name.endswith(".localhost")
+    return True
+
+
 class Guard:
     """Token, Origin and body-size checks, and security headers on every response."""
 
@@ -57,19 +82,36 @@ class Guard:
         token: str | None,
         allowed_origins: Iterable[str],
         max_body: int,
+        hosts: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.token = token.encode() if token else None
+        self.hosts = frozenset(host_name(h) if h != "*" else h for h in hosts)
         self.allowed_origins = frozenset(normalise_origin(o) for o in allowed_origins)
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and not self._host_ok(scope):
+            host = Headers(scope=scope).get("host", "")
+            why = (
+                f"Host {host} is not a name webchat serves; if you reach it by that name, "
+                f"start webchat with --allow-host {host_name(host)} (or set a --token)"
+            )
+            if scope["type"] == "websocket":
+                await self._deny(scope, send, PlainTextResponse(why, 403))
+            else:
+                await JSONResponse({"detail": why}, 403)(scope, receive, _with_headers(send, None))
+            return
         if scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
         elif scope["type"] == "http":
             await self._http(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    def _host_ok(self, scope: Scope) -> bool:
+        """With a token the token guards every route, so any Host is fine."""
+        return self.token is not None or host_allowed(Headers(scope=scope).get("host"), self.hosts)
 
     def _presented(self, scope: Scope, headers: Headers) -> tuple[bytes | None, bool]:
         """The token the request carries, and whether it came in the query string."""
@@ -126,21 +168,21 @@ class Guard:
             response = JSONResponse(
                 {"detail": UNAUTHORISED}, 401, headers={"www-authenticate": "Bearer"}
             )
-            await response(scope, receive, _with_headers(send, scope, None))
+            await response(scope, receive, _with_headers(send, None))
             return
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body:
-            await _too_large(self.max_body)(scope, receive, _with_headers(send, scope, None))
+            await _too_large(self.max_body)(scope, receive, _with_headers(send, None))
             return
         cookie = self._cookie(scope) if set_cookie else None
-        plain = _with_headers(send, scope, None)
+        plain = _with_headers(send, None)
         state = {"started": False, "refused": False}
 
         async def sending(message: Message) -> None:
             if state["refused"]:
                 return  # the 413 went out already; the app's own answer is dropped
             state["started"] = state["started"] or message["type"] == "http.response.start"
-            await _with_headers(send, scope, cookie)(message)
+            await _with_headers(send, cookie)(message)
 
         async def over_limit() -> None:
             """A chunked body has no Content-Length to check: count it as it arrives, and
@@ -189,7 +231,7 @@ def _limited(receive: Receive, limit: int, over_limit: Callable[[], Awaitable[No
     return receiving
 
 
-def _with_headers(send: Send, scope: Scope, cookie: bytes | None) -> Send:
+def _with_headers(send: Send, cookie: bytes | None) -> Send:
     """Security headers on every response; the strict CSP on HTML ones."""
 
     async def sending(message: Message) -> None:
