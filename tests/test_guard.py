@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -10,9 +11,10 @@ from fastapi.testclient import TestClient
 from starlette.testclient import WebSocketDenialResponse
 
 from tests.conftest import dial, wait_until
-from tests.test_api import make_client, tcp_address
+from tests.test_api import client, make_client, tcp_address
 from webchat.web.guard import PAGE_CSP
 
+__all__ = ["client"]
 TOKEN = "correct-horse-battery"
 GUARDED = ["/", "/api/status", "/api/messages", "/api/export", "/docs", "/openapi.json"]
 
@@ -128,11 +130,22 @@ def test_security_headers_and_a_strict_csp_on_html(guarded: TestClient) -> None:
     for part in ("default-src 'self'", "script-src 'self'", "connect-src 'self'"):
         assert part in csp
     assert "frame-ancestors 'none'" in csp and "unsafe" not in csp
-    docs_csp = guarded.get("/docs", headers=auth).headers["content-security-policy"]
+    docs = guarded.get("/docs", headers=auth)
+    docs_csp = docs.headers["content-security-policy"]
     assert "unsafe-inline" not in docs_csp and "'sha256-" in docs_csp
+    assert "http" not in docs_csp and "//" not in docs.text.replace("http://www.w3.org", "")
     for response in (page, guarded.get("/api/status", headers=auth), guarded.get("/nope")):
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_swagger_ui_is_served_from_webchat_itself(client: TestClient) -> None:
+    """No CDN: /docs works offline, and no third party runs script beside the token cookie."""
+    docs = client.get("/docs").text
+    for asset in re.findall(r'(?:src|href)="(/static/swagger/[^"]+)"', docs):
+        served = client.get(asset)
+        assert served.status_code == 200 and len(served.content) > 10, asset
+    assert "swagger-ui-bundle.js" in docs and "cdn" not in docs
 
 
 def test_oversized_bodies_are_413_and_long_text_422() -> None:

@@ -23,7 +23,7 @@ if not shutil.which(CHROMIUM):
         raise RuntimeError(f"{CHROMIUM} is missing in CI: .ci/test installs Debian's chromium")
     pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Dialog, Page, Route, expect, sync_playwright  # noqa: E402
 
 ARGS = [
     "--headless",
@@ -331,3 +331,24 @@ def test_the_page_survives_kill_9_and_resumes_without_duplicates(
     finally:
         context.close()
         second.stop()
+
+
+def test_the_api_docs_render_with_no_network_but_webchat(browser: Browser, server: Running) -> None:
+    """Swagger UI comes from webchat itself: any other request is blocked and must not matter."""
+    context = browser.new_context()
+    page = context.new_page()
+    base = f"http://127.0.0.1:{server.http_port}"
+    elsewhere: list[str] = []
+
+    def only_webchat(route: Route) -> None:
+        if route.request.url.startswith(base):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_webchat)
+    page.goto(f"{base}/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/api/messages").first).to_be_visible()
+    assert elsewhere == []
+    context.close()

@@ -63,6 +63,7 @@ def create_app(
         hosts=[settings.http_host, *settings.allow_host],
     )
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.mount(page.SWAGGER, StaticFiles(directory=page.swagger_dir()), name="swagger")
     app.mount("/static", StaticFiles(directory=page.resource_dir("static")), name="static")
     for router in (page.router, api.router, ws.router):
         app.include_router(router)

@@ -34,19 +34,34 @@ async def page(request: Request) -> HTMLResponse:
     return templates.TemplateResponse(request, "index.html", context)
 
 
+SWAGGER = "/static/swagger"
+"""Where Swagger UI's files are served from this process (no CDN): open like `/static/`."""
+
+
+def swagger_dir() -> Path:
+    """Swagger UI 5, as the `fastapi-offline` package ships it."""
+    import fastapi_offline
+
+    return Path(fastapi_offline.__file__).parent / "static"
+
+
 @router.get("/docs")
 async def docs(request: Request) -> HTMLResponse:
     """Swagger UI under a CSP that allows its one inline script by hash, not 'unsafe-inline'."""
-    reply = get_swagger_ui_html(openapi_url="/openapi.json", title=f"{request.app.title} - API")
+    reply = get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title=f"{request.app.title} - API",
+        swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
+        swagger_css_url=f"{SWAGGER}/swagger-ui.css",
+        swagger_favicon_url=f"{SWAGGER}/favicon.png",
+    )
     body = bytes(reply.body).decode()
     hashes = " ".join(
         "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
         for script in re.findall(r"<script>(.*?)</script>", body, re.S)
     )
-    cdn = "https://cdn.jsdelivr.net"
     reply.headers["content-security-policy"] = (
-        f"default-src 'self'; script-src 'self' {cdn} {hashes}; style-src 'self' {cdn}; "
-        "img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; "
-        "frame-ancestors 'none'"
+        f"default-src 'self'; script-src 'self' {hashes}; style-src 'self'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
     )
     return reply
