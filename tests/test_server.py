@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import struct
 
@@ -12,6 +13,7 @@ from tests.conftest import OPENED, Recorder
 from webchat.hub import Hub
 from webchat.model import Message
 from webchat.roles.net import bind_listener
+from webchat.roles import server as server_module
 from webchat.roles.server import TcpServer
 from webchat.store.memory import MemoryStore
 
@@ -96,6 +98,34 @@ async def test_server_full_rejects_with_a_line_and_an_event() -> None:
     assert rec.events("rejected")[0].detail == "server full (1 client max)"
     assert len(server.peers) == 1
     await server.stop()
+
+
+async def test_refusals_are_one_entry_a_minute_per_address_plus_a_count(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(server_module, "WINDOW", 0.5)
+    rec = Recorder()
+    server = make_server(rec, refusal=lambda host: "address in denied network (--deny)")
+    await server.start()
+    for _ in range(30):
+        reader, _ = await open_peer(server)
+        with contextlib.suppress(ConnectionError):
+            await reader.read()
+    await asyncio.sleep(0.1)
+    assert [e.detail for e in rec.events("rejected")] == ["address in denied network (--deny)"]
+    await rec.wait(lambda: len(rec.events("rejected")) == 2, timeout=2)
+    tally = rec.events("rejected")[1]
+    assert tally.peer == "127.0.0.1"
+    assert (
+        tally.detail
+        == "29 more connections refused in 0.5 s; last: address in denied network (--deny)"
+    )
+    reader, _ = await open_peer(server)  # a new minute: recorded at once again
+    await rec.wait(lambda: len(rec.events("rejected")) == 3, timeout=2)
+    reader, _ = await open_peer(server)
+    await asyncio.sleep(0.1)
+    await server.stop()  # the count still open is kept, not lost
+    assert rec.events("rejected")[-1].detail.startswith("1 more connection refused")
 
 
 async def test_relay_forwards_each_message_to_the_other_peers() -> None:

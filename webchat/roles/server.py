@@ -9,6 +9,7 @@ peer is a protocol with no task of its own.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import ssl
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from webchat.model import Event, peer_name
 from webchat.roles.base import RoleBase
 from webchat.roles.net import BACKLOG, describe_error
 from webchat.roles.peer import Peer
+from webchat.roles.rejections import WINDOW, Rejections
 from webchat.types import FramingName, RoleName
 
 TLS_HANDSHAKE_TIMEOUT = 10.0
@@ -50,6 +52,8 @@ class TcpServer(RoleBase):
         self._max_clients = max_clients
         self._relay = relay
         self._joining = 0
+        self._rejections = Rejections(WINDOW)
+        self._tally_timer: asyncio.TimerHandle | None = None
         self._server: asyncio.Server | None = None
         host, port = sock.getsockname()[:2]
         self._address = peer_name(host, port)
@@ -70,6 +74,9 @@ class TcpServer(RoleBase):
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        if self._tally_timer is not None:
+            self._tally_timer.cancel()
+        self._tally(math.inf)  # the counts still open are recorded now, not lost
         await self._stop_peers()
 
     def made(self, peer: Peer) -> None:
@@ -87,13 +94,33 @@ class TcpServer(RoleBase):
         elif refused is not None:
             peer.transport.abort()
         if refused is not None:
-            await self.record([Event("rejected", peer.name, refused)])
+            await self._rejected(peer, refused)
             return
         self._joining += 1
         try:
             await self.join(peer, f"{len(self.peers) + 1} connected")
         finally:
             self._joining -= 1
+
+    async def _rejected(self, peer: Peer, reason: str) -> None:
+        """The first refusal from an address in a minute is recorded; the rest are counted."""
+        loop = asyncio.get_running_loop()
+        if self._rejections.next_due() is None:
+            self._tally_timer = loop.call_at(loop.time() + WINDOW, self._tally)
+        if self._rejections.refuse(peer.host, reason, loop.time()):
+            await self.record([Event("rejected", peer.name, reason)])
+
+    def _tally(self, now: float | None = None) -> None:
+        """Record the counts that fell due, and wait for the next."""
+        loop = asyncio.get_running_loop()
+        tallies = self._rejections.due(loop.time() if now is None else now)
+        if tallies:
+            self.spawn(self._keep([Event("rejected", t.source, t.detail) for t in tallies]))
+        due = self._rejections.next_due()
+        self._tally_timer = None if due is None else loop.call_at(due, self._tally)
+
+    async def _keep(self, events: list[Event]) -> None:
+        await self.record(events)
 
     def _full(self) -> bool:
         return bool(self._max_clients) and len(self.peers) + self._joining >= self._max_clients
