@@ -31,6 +31,16 @@ def test_csv_round_trips_commas_quotes_newlines_and_utf8() -> None:
     assert rows[3][5] == ""
 
 
+def test_csv_cells_that_a_spreadsheet_would_run_are_text() -> None:
+    said = ['=HYPERLINK("http://evil.example","click")', "+1", "-2", "@SUM(A1)", "\tx", "\ry"]
+    entries = [Message("in", "127.0.0.1:5", t.encode(), t, 0.0, i) for i, t in enumerate(said)]
+    rows = list(csv.reader(io.StringIO(render("csv", entries), newline="")))
+    assert [row[6] for row in rows] == ["'" + t for t in said]
+    plain = Message("in", "127.0.0.1:5", b"a=b", "a=b", 0.0, 9)
+    assert next(csv.reader(io.StringIO(render("csv", [plain]))))[6] == "a=b"
+    assert json.loads(render("jsonl", entries[:1]))["text"] == said[0]  # exact in JSON Lines
+
+
 def test_txt_reads_like_the_log_one_line_an_entry() -> None:
     assert render("txt", ENTRIES).splitlines() == [
         "1970-01-01T00:00:00.000Z  ---  -  listening: waiting for clients on 127.0.0.1:9000",

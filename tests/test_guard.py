@@ -148,6 +148,20 @@ def test_swagger_ui_is_served_from_webchat_itself(client: TestClient) -> None:
     assert "swagger-ui-bundle.js" in docs and "cdn" not in docs
 
 
+def test_a_500_carries_the_security_headers_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    app = make_client().app
+    with TestClient(app, raise_server_exceptions=False) as client:
+        monkeypatch.setattr(app.state.runtime.hub.store, "read", broken)  # type: ignore[attr-defined]
+        response = client.get("/api/messages")
+    assert response.status_code == 500 and "internal error" in response.json()["detail"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+
+
 def test_oversized_bodies_are_413_and_long_text_422() -> None:
     with make_client() as client, dial(tcp_address(client)):
         wait_until(lambda: client.get("/api/status").json()["peers"])

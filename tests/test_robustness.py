@@ -329,6 +329,46 @@ def test_a_websocket_that_stops_answering_pings_is_released_even_with_a_full_buf
         frozen.close()
 
 
+def close_code(data: bytes) -> int | None:
+    """The code of the close frame among unmasked server frames, None if there is none."""
+    while len(data) >= 2:
+        opcode, size, at = data[0] & 0x0F, data[1] & 0x7F, 2
+        if size == 126:
+            size, at = struct.unpack("!H", data[2:4])[0], 4
+        elif size == 127:
+            size, at = struct.unpack("!Q", data[2:10])[0], 10
+        if opcode == 0x8:
+            return int(struct.unpack("!H", data[at : at + 2])[0])
+        data = data[at + size :]
+    return None
+
+
+def test_sigterm_with_stalled_readers_closes_every_one_with_1001_and_no_traceback() -> None:
+    with (
+        Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet") as running,
+        api(running) as http,
+        dial(f"127.0.0.1:{running.tcp_port}") as talker,
+    ):
+        wait_until(lambda: http.get("/api/status").json()["peers"])
+        talker.sendall(b"".join(b"%d %s\n" % (i, b"s" * 1000) for i in range(3000)))
+        wait_until(lambda: http.get("/api/status").json()["peers"][0]["bytes_in"] > 3_000_000)
+        frozen = [stalled_websocket(running.http_port, "?after=0") for _ in range(5)]
+        wait_until(lambda: http.get("/api/status").json()["subscribers"] == 5)
+        time.sleep(0.5)  # their buffers are full: each handler waits in a send
+        running.proc.terminate()
+        for sock in frozen:  # they read again while webchat is stopping
+            sock.settimeout(5)
+            data = b""
+            while chunk := sock.recv(1 << 20):
+                data += chunk
+            assert close_code(data) == 1001
+            sock.close()
+        assert running.proc.wait(10) == 0
+        assert running.proc.stderr is not None
+        log = running.proc.stderr.read()
+    assert "Traceback" not in log and "CancelledError" not in log, log
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 2 MiB tmpfs, so the disk really fills."""

@@ -12,8 +12,8 @@ import pytest
 from tests.conftest import OPENED, Recorder
 from webchat.hub import Hub
 from webchat.model import Message
-from webchat.roles.net import bind_listener
 from webchat.roles import server as server_module
+from webchat.roles.net import bind_listener
 from webchat.roles.server import TcpServer
 from webchat.store.memory import MemoryStore
 

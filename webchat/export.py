@@ -23,6 +23,10 @@ MEDIA_TYPES: dict[Format, str] = {
     "txt": "text/plain; charset=utf-8",
 }
 CSV_COLUMNS = ("id", "ts", "type", "direction", "kind", "peer", "text")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A cell starting so is a formula to a spreadsheet (OWASP, CSV injection): a peer's
+`=HYPERLINK(...)` would be live. Such cells get a leading `'`, which spreadsheets show
+as text; the exact text stays in JSON Lines."""
 
 
 def header(fmt: Format) -> str:
@@ -48,8 +52,12 @@ def _csv(rows: Iterable[Iterable[object]]) -> str:
 def _csv_row(entry: Entry) -> tuple[object, ...]:
     ts = iso_utc(entry.ts)
     if isinstance(entry, Message):
-        return (entry.id, ts, "message", entry.direction, "", entry.peer or "", entry.text)
-    return (entry.id, ts, "event", "", entry.kind, entry.peer or "", entry.detail)
+        return (entry.id, ts, "message", entry.direction, "", entry.peer or "", _cell(entry.text))
+    return (entry.id, ts, "event", "", entry.kind, entry.peer or "", _cell(entry.detail))
+
+
+def _cell(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _txt_line(entry: Entry) -> str:

@@ -16,6 +16,8 @@ import socket
 import struct
 from typing import Any
 
+from webchat.hub import GOING_AWAY
+
 SEND_BUFFER = 256 * 1024
 """The kernel's send buffer of a WebSocket (autotuned up to 4 MiB on Linux otherwise). A
 reader that stopped reading is sent frames until this and the transport's buffer are full;
@@ -76,6 +78,7 @@ class CorkedTransport:
 def websocket_protocol() -> type[asyncio.Protocol] | str:
     """The protocol class for `uvicorn.Config(ws=...)`, or uvicorn's own choice."""
     try:
+        from uvicorn.protocols.utils import ClientDisconnected
         from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
     except ImportError:  # another uvicorn layout: keep its stock protocol
         return "auto"
@@ -87,6 +90,32 @@ def websocket_protocol() -> type[asyncio.Protocol] | str:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
             corked: Any = CorkedTransport(transport)  # type: ignore[arg-type]
             super().connection_made(corked)
+
+        def shutdown(self) -> None:
+            """Server shutdown: 1001 (going away), not uvicorn's 1012, and written past the
+            flow control. uvicorn's close waits for the buffer to drain, so a reader that
+            stopped reading kept its handler blocked in a send until the graceful timeout
+            cancelled it, with a traceback a socket, and never got a close frame at all.
+            The blocked send is released and, with the close sent, writes nothing."""
+            if not self.handshake_complete or self.close_sent:
+                super().shutdown()
+                return
+            self.stop_keepalive()
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": GOING_AWAY})
+            self.conn.send_close(GOING_AWAY, "webchat shutting down")
+            self.transport.write(b"".join(self.conn.data_to_send()))
+            self.close_sent = True
+            self.writable.set()
+            self.transport.close()
+
+        async def send(self, message: Any) -> None:
+            """A frame sent after the close went out (at shutdown, or a race under many
+            simultaneous closes) is the client's departure, not an application error:
+            uvicorn raises RuntimeError for it, logged with a traceback."""
+            await self.writable.wait()
+            if self.close_sent and message["type"] == "websocket.send":
+                raise ClientDisconnected
+            await super().send(message)
 
         def keepalive_timeout(self) -> None:
             """No pong in time: uvicorn writes a close frame and closes, and its close waits

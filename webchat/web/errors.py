@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from webchat.roles.base import NotConnected, SendError, Unframeable, UnknownPeer
 from webchat.store import StoreError
+from webchat.web.guard import HEADERS
 
 STATUS: dict[type[Exception], int] = {
     NotConnected: 409,
@@ -39,3 +40,10 @@ async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     return JSONResponse({"detail": jsonable_encoder(errors)}, 422)
+
+
+async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    """A bug. Starlette answers it outside every middleware, the guard included, so the
+    security headers every response promises are added here."""
+    headers = {name.decode(): value.decode() for name, value in HEADERS}
+    return JSONResponse({"detail": "internal error; webchat's log has the details"}, 500, headers)
