@@ -28,3 +28,13 @@ def running() -> Iterator[None]:
 def test_no_request_the_schema_allows_gets_a_5xx(case: Case[Any]) -> None:
     response = case.call()
     assert response.status_code < 500, (case.method, case.path, response.text)
+
+
+def test_the_schema_declares_every_answer_a_send_can_get() -> None:
+    spec = client.get("/openapi.json").json()
+    answers = spec["paths"]["/api/messages"]["post"]["responses"]
+    assert {"202", "404", "409", "413", "422", "503"} <= set(answers)
+    invalid = spec["components"]["schemas"]["Invalid"]["properties"]["detail"]
+    assert {"type": "string"} in invalid["anyOf"]  # webchat's own 422s are one line
+    refused = client.post("/api/messages", json={"hex": "zz"})
+    assert refused.status_code == 422 and isinstance(refused.json()["detail"], str)

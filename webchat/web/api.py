@@ -41,6 +41,33 @@ class SendBody(BaseModel):
     to: str | None = Field(None, description="a peer name such as 127.0.0.1:5555; null for all")
 
 
+class Problem(BaseModel):
+    detail: str = Field(description="what is wrong and what to do, in one line")
+
+
+class Invalid(BaseModel):
+    detail: str | list[dict[str, Any]] = Field(
+        description="one line from webchat's own checks, or FastAPI's list of field errors"
+    )
+
+
+def problem(description: str, model: type[BaseModel] = Problem) -> dict[str, Any]:
+    return {"model": model, "description": description}
+
+
+SEND_ANSWERS: dict[int | str, dict[str, Any]] = {
+    404: problem("no peer has the name in `to`; the message lists those connected"),
+    409: problem("no TCP peer is connected (server role) or not connected (client role)"),
+    413: problem("the request body is over --max-body bytes"),
+    422: problem(
+        "a bad body: neither or both of text and hex, bad hex or escapes, text over "
+        "--max-text, or bytes the framing cannot carry",
+        Invalid,
+    ),
+    503: problem("the transcript cannot be written (a full disk); nothing was sent"),
+}
+
+
 @router.get("/healthz", summary="Liveness probe")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
@@ -59,7 +86,12 @@ async def status(request: Request) -> dict[str, Any]:
     }
 
 
-@router.post("/api/messages", status_code=202, summary="Send text or bytes to every peer or one")
+@router.post(
+    "/api/messages",
+    status_code=202,
+    summary="Send text or bytes to every peer or one",
+    responses=SEND_ANSWERS,
+)
 async def post_message(request: Request, body: SendBody) -> dict[str, Any]:
     rt = runtime(request.app)
     send = parse_send(body.text, body.hex, body.escapes, body.to, rt.settings.max_text)
