@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cursors
+import fairness
 import peers
 import websockets
 from harness import (
@@ -289,6 +290,7 @@ WORKLOADS: list[Row] = [
     Row("catch-up", "entries/s", cursors.catch_up),
     Row("RSS, stalled", "MB grown", cursors.rss_with_stalled_readers),
     Row("RSS, read-back", "MB in all", cursors.rss_reading_back),
+    Row("send under flood", "p50 / p99 ms", fairness.send_under_flood),
 ]
 
 

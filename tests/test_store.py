@@ -13,7 +13,7 @@ from webchat.model import Event, Message
 from webchat.store import Match, Store, StoreError
 from webchat.store.memory import MemoryStore
 from webchat.store.schema import MIGRATIONS, SCHEMA, scan
-from webchat.store.sqlite import SqliteStore
+from webchat.store.sqlite import GROUP, SqliteStore
 
 pytestmark = pytest.mark.anyio
 
@@ -135,6 +135,23 @@ async def test_concurrent_appends_commit_in_order_and_in_groups(tmp_path: Path) 
     await store.close()
 
 
+async def test_a_send_is_committed_ahead_of_a_peers_large_append(tmp_path: Path) -> None:
+    """A flood's append is committed a group at a time, and a send goes into the next group,
+    so the user's send does not wait behind thousands of a peer's lines."""
+    store = SqliteStore(str(tmp_path / "p.db"), 100_000)
+    groups: list[list[int]] = []
+    store.follow(lambda batch: groups.append([e.id for e in batch]))
+    flood = asyncio.ensure_future(store.append([line(str(i)) for i in range(5000)]))
+    await asyncio.sleep(0)
+    sent = await store.append([Message.sent(None, b"urgent")], send=True)
+    assert not flood.done() and sent[0].id <= 2 * GROUP + 1
+    kept = await flood
+    assert max(len(g) for g in groups) <= GROUP
+    assert sorted(e.id for e in kept) == [e.id for e in kept]  # a peer's lines stay in order
+    assert [e.id for e in await store.read(0, 10_000)] == list(range(1, 5002))
+    await store.close()
+
+
 def write_file(path: Path, content: bytes) -> str:
     path.write_bytes(content)
     return str(path)
@@ -208,14 +225,14 @@ async def test_a_full_disk_is_a_state_that_heals_and_loses_nothing(
     store = SqliteStore(str(tmp_path / "f.db"), 10**6)
     store._conn.execute("PRAGMA max_page_count = 8")  # SQLITE_FULL once the file would grow
     peer = asyncio.ensure_future(store.append([line("x" * 4000) for _ in range(50)]))  # noqa: RUF006
-    send = asyncio.ensure_future(store.append([line("in the same group")], retry=False))
+    send = asyncio.ensure_future(store.append([line("in the same group")], send=True))
     with pytest.raises(StoreError, match="disk is full"):
         await send  # a send is refused, not held
     assert store.health.error is not None and "disk is full" in store.health.error
     assert store.health.status()["ok"] is False and store.health.status()["since"]
     for _ in range(3):  # every later send too, each with its own short exception
         with pytest.raises(StoreError, match="disk is full") as refused:
-            await store.append([line("send")], retry=False)
+            await store.append([line("send")], send=True)
         assert refused.value.__traceback__ is not None
         assert len(list(traceback_frames(refused.value))) < 10
     await asyncio.sleep(0.3)
@@ -225,7 +242,7 @@ async def test_a_full_disk_is_a_state_that_heals_and_loses_nothing(
     assert [e.id for e in kept] == list(range(1, 51))
     assert store.health.status() == {"ok": True, "error": None, "since": None}
     assert [e.id for e in await store.read(0, 100)] == list(range(1, 51))
-    assert (await store.append([line("after")], retry=False))[0].id == 51
+    assert (await store.append([line("after")], send=True))[0].id == 51
     await store.close()
     err = capsys.readouterr().err
     assert err.count("disk is full") == 1 and err.count("writable again") == 1

@@ -153,10 +153,10 @@ class Hub:
         self._idle.set()
         store.follow(self._committed)
 
-    async def record(self, entries: Sequence[Entry], *, retry: bool = True) -> Sequence[Entry]:
-        """Commit `entries`; they reach readers through the store's tail. `retry` as in
+    async def record(self, entries: Sequence[Entry], *, send: bool = False) -> Sequence[Entry]:
+        """Commit `entries`; they reach readers through the store's tail. `send` as in
         `Store.append`."""
-        return await self.store.append(entries, retry=retry)
+        return await self.store.append(entries, send=send)
 
     def _committed(self, entries: Sequence[Entry]) -> None:
         if not entries:

@@ -152,7 +152,7 @@ class RoleBase(abc.ABC):
                 planned.append(exc)
         entries = [p[0] for p in planned if not isinstance(p, SendError)]
         if entries:
-            await self._hub.record(entries, retry=False)  # a send is refused, not held
+            await self._hub.record(entries, send=True)
         for plan in planned:
             if not isinstance(plan, SendError):
                 for peer in plan[1]:

@@ -88,11 +88,12 @@ class Store(Protocol):
     def follow(self, follower: Follower) -> None:
         """Call `follower` with every batch committed from now on."""
 
-    async def append(self, entries: Sequence[Entry], *, retry: bool = True) -> Sequence[Entry]:
+    async def append(self, entries: Sequence[Entry], *, send: bool = False) -> Sequence[Entry]:
         """Commit new entries; the store gives them their ids. Returns the same entries.
         While the store is failing, the call waits for it to heal, so its caller (a TCP
-        peer, paused meanwhile) loses nothing; with `retry` false it raises `StoreError`
-        at once instead (a send, whose user is told 503)."""
+        peer, paused meanwhile) loses nothing. A `send` (someone is waiting for an answer)
+        is committed ahead of what peers queued, and is refused with `StoreError` at once
+        while the store fails (its user is told 503)."""
 
     async def read(
         self,

@@ -31,7 +31,7 @@ class MemoryStore:
     def follow(self, follower: Follower) -> None:
         self._followers.append(follower)
 
-    async def append(self, entries: Sequence[Entry], *, retry: bool = True) -> Sequence[Entry]:
+    async def append(self, entries: Sequence[Entry], *, send: bool = False) -> Sequence[Entry]:
         for entry in entries:
             self._last += 1
             stamp(entry, self._last)

@@ -1,0 +1,63 @@
+"""A send's latency while TCP peers flood: the user's POST must not queue behind them.
+
+The floods run in a process of their own, so the figure is webchat's latency, not the
+benchmark's own event loop being busy with writing them."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+
+import httpx
+from harness import Counts, subscriber, wait_peers, webchat
+
+FLOOD_SECONDS = 30
+"""The most the floods last; they stop as soon as the sends are measured."""
+FLOODER = """
+import socket, sys, threading, time
+port, seconds = int(sys.argv[1]), float(sys.argv[2])
+block = b"".join(b"flood %06d %s\\n" % (i, b"f" * 50) for i in range(1000))
+deadline = time.monotonic() + seconds
+
+def flood() -> None:
+    sock = socket.create_connection(("127.0.0.1", port))
+    threading.Thread(target=lambda: [None for _ in iter(lambda: sock.recv(65536), b"")],
+                     daemon=True).start()
+    while time.monotonic() < deadline:
+        sock.sendall(block)
+
+for _ in range(2):
+    threading.Thread(target=flood, daemon=True).start()
+sys.stdin.read()
+"""
+
+
+async def send_under_flood(c: Counts) -> tuple[float, float]:
+    """p50 and p99 of `POST /api/messages`, in ms, while two peers flood 64-byte lines."""
+    async with webchat() as server:
+        ws = await subscriber(server)
+        flooder = subprocess.Popen(  # noqa: ASYNC220 - started once, outside the timing
+            [sys.executable, "-c", FLOODER, str(server.tcp_port), str(FLOOD_SECONDS)],
+            stdin=subprocess.PIPE,
+        )
+        samples: list[float] = []
+        try:
+            await wait_peers(server, ws, 2)
+            base = f"http://127.0.0.1:{server.http_port}"
+            async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+                await asyncio.sleep(0.5)  # the floods are under way
+                for i in range(c.fair_sends):
+                    started = time.perf_counter()
+                    answer = await http.post("/api/messages", json={"text": f"fair {i}"})
+                    if answer.status_code != 202:
+                        raise RuntimeError(f"send refused: {answer.text}")
+                    samples.append((time.perf_counter() - started) * 1e3)
+        finally:
+            flooder.kill()
+            flooder.wait()
+            await ws.close()
+        cuts = statistics.quantiles(samples, n=100)
+        return statistics.median(samples), cuts[98]
