@@ -70,7 +70,8 @@ def test_help_lists_every_flag() -> None:
 
 def test_bad_flags_and_values_exit_2_with_one_line() -> None:
     one_line_error(webchat("server", "--bogus"), 2, "--bogus")
-    one_line_error(webchat("server", "--tcp-port", "abc"), 2, "abc")
+    one_line_error(webchat("server", "--tcp-port", "abc"), 2, "'abc' is not a port: give a number")
+    one_line_error(webchat("server", "--http-port", "70000"), 2, "from 0 to 65535")
     one_line_error(webchat("server", "--framing", "xml"), 2, "xml")
     one_line_error(webchat("client"), 2, "--connect")
     one_line_error(webchat("server", env={"WEBCHAT_TCP_PORT": "nope"}), 2, "WEBCHAT_TCP_PORT")
@@ -79,6 +80,16 @@ def test_bad_flags_and_values_exit_2_with_one_line() -> None:
 def test_connect_without_port_or_unresolvable_exits_1() -> None:
     one_line_error(webchat("client", "--connect", "localhost"), 1, "HOST:PORT")
     one_line_error(webchat("client", "--connect", "no-such-host.invalid:80"), 1, "resolve")
+
+
+def test_bind_mistakes_name_the_real_one() -> None:
+    one_line_error(
+        webchat("server", "--http-host", "127.0.0.1:8000"),
+        2,
+        "give the port on its own: --http-host 127.0.0.1 --http-port 8000",
+    )
+    foreign = webchat("server", "--tcp-host", "192.0.2.1", "--tcp-port", "0", "--http-port", "0")
+    one_line_error(foreign, 1, "192.0.2.1 is not an address of this machine")
 
 
 def test_busy_ports_exit_1_naming_the_flag() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import secrets
 import socket
 import sys
@@ -38,6 +39,18 @@ def fail(message: str, code: int = RUN_ERROR) -> NoReturn:
     sys.exit(code)
 
 
+class Port(click.ParamType):  # type: ignore[type-arg]
+    """A port number, with a message that says what one is."""
+
+    name = "port"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        text = str(value)
+        if text.isascii() and text.isdigit() and int(text) <= 65535:
+            return int(text)
+        self.fail(f"{value!r} is not a port: give a number from 0 to 65535 (0 picks a free one)")
+
+
 def option(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A click option whose help and default come from the `Settings` field of the same name."""
     field = Settings.model_fields[name]
@@ -52,7 +65,7 @@ def option(name: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[
 
 http_options = [
     option("http_host", metavar="HOST"),
-    option("http_port", type=click.IntRange(0, 65535), metavar="PORT"),
+    option("http_port", type=Port(), metavar="PORT"),
     option("token", metavar="TOKEN"),
     option("no_auth"),
     option("allow_origin", metavar="ORIGIN", multiple=True),
@@ -103,7 +116,7 @@ def cli(ctx: click.Context) -> None:
 
 @cli.command()
 @option("tcp_host", metavar="HOST")
-@option("tcp_port", type=click.IntRange(0, 65535), metavar="PORT")
+@option("tcp_port", type=Port(), metavar="PORT")
 @apply(http_options)
 @option("max_clients", type=click.IntRange(0), metavar="N")
 @option("relay")
@@ -206,12 +219,33 @@ def guarded(settings: Settings) -> tuple[Settings, bool]:
     return settings.model_copy(update={"token": secrets.token_urlsafe(24)}), True
 
 
-def listen(side: str, host: str, port: int, flag: str) -> socket.socket:
+def listen(side: str, host: str, port: int, flags: str) -> socket.socket:
+    """Bind, or one line that names the likely mistake (`flags` is `tcp` or `http`)."""
+    host_flag, port_flag = f"--{flags}-host", f"--{flags}-port"
+    name, _, given = host.rpartition(":")
+    if host.count(":") == 1 and given.isdigit():  # IPv6 has more than one colon
+        fail(
+            f"{host_flag} {host}: give the port on its own: {host_flag} {name} {port_flag} {given}",
+            USAGE_ERROR,
+        )
     try:
         return bind_listener(host, port)
     except OSError as exc:
         why = describe_error(exc)
-        fail(f"cannot listen for {side} on {host}:{port}: {why} (choose another {flag})")
+        fail(f"cannot listen for {side} on {host}:{port}: {why} ({remedy(exc, host, flags)})")
+
+
+def remedy(exc: OSError, host: str, flags: str) -> str:
+    """What to do about a failed bind, from its errno."""
+    host_flag, port_flag = f"--{flags}-host", f"--{flags}-port"
+    if isinstance(exc, socket.gaierror):
+        return f"check {host_flag}: a name or an address of this machine"
+    return {
+        errno.EADDRINUSE: f"choose another {port_flag}, or 0 for a free one",
+        errno.EADDRNOTAVAIL: f"{host} is not an address of this machine: use 127.0.0.1, "
+        "0.0.0.0 or one of its own addresses",
+        errno.EACCES: f"ports below 1024 need root: choose another {port_flag}",
+    }.get(exc.errno or 0, f"check {host_flag} and {port_flag}")
 
 
 def resolve(settings: Settings) -> None:
@@ -247,10 +281,10 @@ def run(settings: Settings) -> None:
     settings, shown = guarded(settings)
     tcp = None
     if settings.role == "server":
-        tcp = listen("TCP", settings.tcp_host, settings.tcp_port, "--tcp-port")
+        tcp = listen("TCP", settings.tcp_host, settings.tcp_port, "tcp")
     else:
         resolve(settings)
-    http = listen("HTTP", settings.http_host, settings.http_port, "--http-port")
+    http = listen("HTTP", settings.http_host, settings.http_port, "http")
     try:
         store = open_transcript(settings, tcp)
     except StoreError as exc:

@@ -202,8 +202,9 @@ class Guard:
 
 
 UNAUTHORISED = (
-    "a token is needed: open the URL webchat printed (it ends in ?token=...), "
-    "or send Authorization: Bearer TOKEN"
+    "a token is needed: add ?token=TOKEN to the page's URL, or send Authorization: Bearer "
+    "TOKEN; TOKEN is the --token (or WEBCHAT_TOKEN) webchat was started with, or the one "
+    "its start-up line printed when it made one"
 )
 
 
