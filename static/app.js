@@ -261,6 +261,10 @@ function onFrame(frame) {
   } else if (frame.type === "message" || frame.type === "event") {
     if (frame.id <= lastId) return; // already shown before a reconnect
     lastId = frame.id;
+    if (frame.kind === "cleared") {
+      log.replaceChildren(); // the transcript was emptied: so is the log
+      olderDone = true;
+    }
     if (arrivedDuringFetch) arrivedDuringFetch.push(frame);
     if (matches(frame)) append(entryLine(frame));
     if (!oldestId) noteOldest();

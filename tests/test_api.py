@@ -338,3 +338,29 @@ def test_escapes_in_a_send(client: TestClient) -> None:
         assert recv_until(sock, b"\n") == b"a\tb\x00\n"
         bad = client.post("/api/messages", json={"text": r"\q", "escapes": True})
         assert bad.status_code == 422 and "unknown escape" in bad.json()["detail"]
+
+
+@pytest.mark.parametrize("db", [None, ":memory:"])
+def test_delete_clears_the_transcript_and_says_so(db: str | None) -> None:
+    with make_client(db=db) as client, join(client) as sock:
+        sock.sendall(b"one\ntwo\n")
+        wait_until(lambda: len(client.get("/api/messages").json()["messages"]) == 4)
+        with client.websocket_connect("/ws") as ws:
+            ws.receive_json()
+            before = [ws.receive_json()["id"] for _ in range(4)]
+            cleared = client.delete("/api/messages")
+            assert cleared.status_code == 200 and cleared.json()["removed"] == 4
+            event = cleared.json()["event"]
+            assert event["kind"] == "cleared" and event["detail"] == (
+                "4 entries removed (DELETE /api/messages)"
+            )
+            assert event["id"] == before[-1] + 1  # ids go on, never reused
+            assert ws.receive_json() == event  # every open page learns of it
+        assert client.get("/api/messages").json()["messages"] == [event]
+        assert client.get("/api/export").text.count("\n") == 1
+        with client.websocket_connect("/ws?after=0") as ws:
+            ws.receive_json()
+            assert ws.receive_json() == event
+        sock.sendall(b"three\n")
+        wait_until(lambda: len(client.get("/api/messages").json()["messages"]) == 2)
+        assert client.get("/api/messages").json()["messages"][1]["id"] == event["id"] + 1

@@ -295,3 +295,30 @@ def test_bad_access_flags_exit_2_with_one_line() -> None:
     one_line_error(webchat("server", "--idle-timeout", "0"), 2, "--idle-timeout")
     bad_login = webchat("client", "--connect", "127.0.0.1:9", "--on-connect", r"x\q")
     one_line_error(bad_login, 2, "--on-connect unknown escape")
+
+
+def test_transcripts_lists_and_prunes_old_ones_but_never_one_in_use(data_home: Path) -> None:
+    assert f"no transcripts in {data_home}" in webchat("transcripts").stdout
+    data_home.mkdir(parents=True)
+    old, fresh = data_home / "server-1111.sqlite3", data_home / "server-2222.sqlite3"
+    for path in (old, fresh, data_home / "server-1111.sqlite3-wal"):
+        path.write_bytes(b"")
+    week_ago = time.time() - 8 * 86400
+    for part in (old, data_home / "server-1111.sqlite3-wal"):
+        os.utime(part, (week_ago - 86400, week_ago - 86400))
+    with Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet") as running:
+        busy = data_home / f"server-{running.tcp_port}.sqlite3"
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{running.http_port}/healthz").is_success)
+        time.sleep(0.2)  # its `listening` entry is written
+        for part in [busy, *data_home.glob(busy.name + "-*")]:  # idle since long ago, but open
+            os.utime(part, (week_ago, week_ago))
+        listing = webchat("transcripts").stdout.splitlines()
+        assert [line.split()[0] for line in listing] == [str(old), str(busy), str(fresh)]
+        assert listing[1].endswith("in use") and not listing[0].endswith("in use")
+        pruned = webchat("transcripts", "--prune", "7d")
+        assert pruned.returncode == 0 and f"removed {old}" in pruned.stdout
+        assert f"kept {busy}" in pruned.stderr and "in use" in pruned.stderr
+        assert sorted(data_home.iterdir()) == sorted(
+            [busy, fresh, *busy.parent.glob(busy.name + "-*")]
+        )
+    one_line_error(webchat("transcripts", "--prune", "soon"), 2, "'soon' is not an age")

@@ -37,6 +37,7 @@ def test_every_guarded_route_needs_the_token(guarded: TestClient) -> None:
         ok = guarded.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
         assert ok.status_code == 200, path
     assert guarded.post("/api/messages", json={"text": "x"}).status_code == 401
+    assert guarded.delete("/api/messages").status_code == 401
     assert guarded.get("/healthz").status_code == 200
     assert guarded.get("/static/app.js").status_code == 200
 

@@ -249,7 +249,7 @@ def test_odd_http_requests_get_4xx_not_5xx(server: Running) -> None:
             ("GET", "/api/messages?limit=-5", None),
             ("POST", "/api/messages", b"\xff\xfe garbage"),
             ("POST", "/api/messages", b'{"text": 5}'),
-            ("DELETE", "/api/messages", None),
+            ("PUT", "/api/messages", None),
             ("GET", "/ws", None),
             ("GET", "/%00", None),
         ]

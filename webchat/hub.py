@@ -146,6 +146,7 @@ class Hub:
     ) -> None:
         self.store = store
         self._listeners = list(listeners)
+        self._window_entries, self._window_bytes = window_entries, window_bytes
         self._window = Window(store.last_id + 1, window_entries, window_bytes)
         self.readers: set[Reader] = set()
         self._waiting: set[Reader] = set()
@@ -213,6 +214,13 @@ class Hub:
             if weight >= TAKE_BYTES:
                 return frames, entry.id
         return frames, (page[-1].id if page else position)
+
+    async def clear(self) -> int:
+        """Empty the transcript and the window; readers go on from their positions and
+        find nothing older. The caller records why, so a clear is never silent."""
+        removed = await self.store.clear()
+        self._window = Window(self.store.last_id + 1, self._window_entries, self._window_bytes)
+        return removed
 
     def close_all(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
         for reader in self.readers:

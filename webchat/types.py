@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 Direction = Literal["in", "out"]
-EventKind = Literal["listening", "connected", "disconnected", "rejected", "connect_failed"]
+EventKind = Literal[
+    "listening", "connected", "disconnected", "rejected", "connect_failed", "cleared"
+]
 FramingName = Literal["line", "crlf", "raw", "nul", "len16", "len32"]
 RoleName = Literal["server", "client"]
 

@@ -110,6 +110,10 @@ class Store(Protocol):
         once its payloads reach that size (always at least one entry), so one read of
         64 KiB entries costs what one of short lines does."""
 
+    async def clear(self) -> int:
+        """Remove every committed entry; returns how many. Ids go on from where they
+        were (an id is never reused), and nothing cleared is read again."""
+
     async def close(self) -> None: ...
 
 

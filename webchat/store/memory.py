@@ -73,5 +73,10 @@ class MemoryStore:
                     break
         return found
 
+    async def clear(self) -> int:
+        removed = len(self._entries)
+        self._entries.clear()
+        return removed
+
     async def close(self) -> None:
         self._entries.clear()

@@ -24,11 +24,11 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from webchat.model import Entry, stamp
 from webchat.store import Follower, Health, Match, StoreError
+from webchat.store.files import lock
 from webchat.store.schema import (
     connect,
     entry,
@@ -40,11 +40,6 @@ from webchat.store.schema import (
     select,
     translated,
 )
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory lock, SQLite's own locking still applies
-    fcntl = None  # type: ignore[assignment]
 
 GROUP = 128
 """Most entries in one transaction: large enough to batch a flood (the tcp→ws rate is the
@@ -84,7 +79,7 @@ class SqliteStore:
         self.path = path
         self.where = path
         self._max = max_entries
-        self._lock_file = _lock(path)
+        self._lock_file = lock(path)
         try:
             with translated(path):
                 self._conn = connect(path)
@@ -99,6 +94,7 @@ class SqliteStore:
             self._lock_file.close()
             raise
         self._first = first or 1
+        self._floor = 0
         self._last = last or 0
         self._next = self._last + 1
         self._sends: deque[_Append] = deque()
@@ -274,6 +270,7 @@ class SqliteStore:
     ) -> list[Entry]:
         if limit <= 0:
             return []
+        after = max(after, self._floor)  # cleared rows may still be on their way out
         sql, params = select(after, limit, before, newest_first, match)
         loop = asyncio.get_running_loop()
         rows = await loop.run_in_executor(self._readers, self._query, sql, params, max_bytes)
@@ -282,6 +279,24 @@ class SqliteStore:
     def _query(self, sql: str, params: list[Any], max_bytes: int | None) -> list[tuple[Any, ...]]:
         with translated(self.path):
             return fetch(self._reader().execute(sql, params), max_bytes)
+
+    async def clear(self) -> int:
+        """Hidden at once (reads start above the floor); deleted in the writer thread a
+        chunk at a time, as pruning does, so commits on the loop wait for one chunk only."""
+        floor = self._last
+        self._floor = floor
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._writer, self._delete_upto, floor)
+
+    def _delete_upto(self, last: int) -> int:
+        conn = self._reader()
+        removed = 0
+        with translated(self.path):
+            while self._first <= last:
+                upto = min(last, self._first + PRUNE_CHUNK - 1)
+                removed += conn.execute("DELETE FROM entries WHERE id <= ?", (upto,)).rowcount
+                self._first = upto + 1
+        return removed
 
     async def close(self) -> None:
         self._closing = True
@@ -295,19 +310,3 @@ class SqliteStore:
         for conn in [*self._reader_conns, self._conn]:
             conn.close()
         self._lock_file.close()
-
-
-def _lock(path: str) -> Any:
-    """An advisory lock on the file: two writers would hand out the same ids."""
-    Path(path).absolute().parent.mkdir(parents=True, exist_ok=True)
-    with translated(path):
-        handle = open(path, "ab")  # noqa: SIM115 - held open for the store's life
-    if fcntl is not None:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            raise StoreError(
-                f"transcript {path} is in use by another webchat: stop it or choose another --db"
-            ) from None
-    return handle

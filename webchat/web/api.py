@@ -12,8 +12,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, StrictBool
 
 from webchat.export import MEDIA_TYPES, Format, header, render
-from webchat.model import Entry
-from webchat.store import Match, payload_size
+from webchat.model import Entry, Event
+from webchat.store import Match, StoreError, payload_size
 from webchat.store.schema import PAGE
 from webchat.web.errors import EDGE_ERRORS, http_error
 from webchat.web.runtime import runtime
@@ -152,6 +152,23 @@ def next_page(request: Request, entries: list[Entry], limit: int) -> str | None:
     else:
         query["after"] = str(entries[-1].id)
     return f"{request.url.path}?{urlencode(query)}"
+
+
+@router.delete(
+    "/api/messages",
+    summary="Clear the transcript; the clearing is recorded as a `cleared` event",
+    responses={503: problem("the transcript cannot be written (a full disk)")},
+)
+async def clear_messages(request: Request) -> dict[str, Any]:
+    rt = runtime(request.app)
+    try:
+        removed = await rt.hub.clear()
+        plural = "y" if removed == 1 else "ies"
+        detail = f"{removed} entr{plural} removed (DELETE /api/messages)"
+        (event,) = await rt.hub.record([Event("cleared", None, detail)], send=True)
+    except StoreError as exc:
+        raise http_error(exc) from None
+    return {"removed": removed, "event": entry_dict(event)}
 
 
 @router.get(

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-import platformdirs
 from starlette.types import ASGIApp
 
 from webchat.console import mirror
@@ -20,6 +19,7 @@ from webchat.roles.net import bind_listener
 from webchat.roles.server import TcpServer
 from webchat.settings import Settings
 from webchat.store import Store, open_store
+from webchat.store.files import SUFFIX, data_dir
 
 try:
     VERSION = version("webchat")
@@ -63,7 +63,7 @@ def transcript_path(settings: Settings, tcp_sock: socket.socket | None) -> str:
         host, port = settings.target
         name = f"client-{host}-{port}"
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
-    return str(platformdirs.user_data_path("webchat") / f"{safe}.sqlite3")
+    return str(data_dir() / f"{safe}{SUFFIX}")
 
 
 def open_transcript(settings: Settings, tcp_sock: socket.socket | None) -> Store:
