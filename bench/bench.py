@@ -13,6 +13,7 @@ import contextlib
 import itertools
 import json
 import math
+import os
 import resource
 import statistics
 import subprocess
@@ -291,6 +292,7 @@ WORKLOADS: list[Row] = [
     Row("RSS, stalled", "MB grown", cursors.rss_with_stalled_readers),
     Row("RSS, read-back", "MB in all", cursors.rss_reading_back),
     Row("send under flood", "p50 / p99 ms", fairness.send_under_flood),
+    *([Row("disk-full recovery", "s", fairness.disk_full_recovery)] if os.geteuid() == 0 else []),
 ]
 
 
