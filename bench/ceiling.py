@@ -23,7 +23,6 @@ async def main(count: int) -> None:
             "direction": "in",
             "peer": "127.0.0.1:5555",
             "text": "c" * 63,
-            "b64": "Y" * 84,
         }
     )
     done = asyncio.get_running_loop().create_future()

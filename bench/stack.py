@@ -37,17 +37,18 @@ def spawn(frames: list[str]) -> None:
 def frame(direction: str, data: bytes) -> str:
     global counter
     counter += 1
-    return orjson.dumps(
-        {
-            "type": "message",
-            "id": counter,
-            "ts": datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="milliseconds"),
-            "direction": direction,
-            "peer": "127.0.0.1:1",
-            "text": data.decode("utf-8", "replace"),
-            "b64": base64.b64encode(data).decode(),
-        }
-    ).decode()
+    text = data.decode("utf-8", "replace")
+    shown = {
+        "type": "message",
+        "id": counter,
+        "ts": datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="milliseconds"),
+        "direction": direction,
+        "peer": "127.0.0.1:1",
+        "text": text,
+    }
+    if text.encode() != data:  # the same frames as webchat's: b64 only when text is not exact
+        shown["b64"] = base64.b64encode(data).decode()
+    return orjson.dumps(shown).decode()
 
 
 async def broadcast(frames: list[str]) -> None:

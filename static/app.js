@@ -101,7 +101,11 @@ const EVENT_WORDS = {
   connect_failed: (e) => `Cannot connect to ${e.peer}: ${e.detail}`,
 };
 
+const utf8 = new TextEncoder();
+
 function bytesOf(e) {
+  // b64 comes only when text is not exactly the bytes (docs/protocol.md, Entries)
+  if (e.b64 === undefined) return utf8.encode(e.text);
   return Uint8Array.from(atob(e.b64), (c) => c.charCodeAt(0));
 }
 

@@ -224,9 +224,7 @@ def test_exact_bytes_both_ways_with_hex_sends_and_b64(client: TestClient) -> Non
         assert base64.b64decode(entry["b64"]) == b"A\x00B\xff"
         assert entry["text"] == "A\x00B\ufffd"
         sent = client.post("/api/messages", json={"hex": "de ad be ef"})
-        assert (
-            sent.status_code == 202 and base64.b64decode(sent.json()["b64"]) == b"\xde\xad\xbe\xef"
-        )
+        assert sent.status_code == 202 and exact_bytes(sent.json()) == b"\xde\xad\xbe\xef"
         assert recv_until(sock, b"\n") == b"\xde\xad\xbe\xef\n"
         ws.send_json({"type": "send", "hex": "48656c6c6f"})
         assert recv_until(sock, b"\n") == b"Hello\n"
@@ -239,7 +237,7 @@ def test_exact_bytes_both_ways_with_hex_sends_and_b64(client: TestClient) -> Non
             assert response.status_code == 422 and words in response.json()["detail"]
         jsonl = client.get("/api/export?format=jsonl").text.splitlines()
         kept = [json.loads(x) for x in jsonl if '"message"' in x]
-        assert [base64.b64decode(m["b64"]) for m in kept][:2] == [
+        assert [exact_bytes(m) for m in kept][:2] == [
             b"A\x00B\xff",
             b"\xde\xad\xbe\xef",
         ]
@@ -331,10 +329,25 @@ def test_ipv6_client_connects_to_a_bracketed_address() -> None:
                 assert recv_until(peer, b"\n") == b"hi v6\n"
 
 
+def exact_bytes(entry: dict[str, Any]) -> bytes:
+    """The rule in docs/protocol.md: `b64` when present, else the text as UTF-8."""
+    return base64.b64decode(entry["b64"]) if "b64" in entry else entry["text"].encode()
+
+
+def test_b64_comes_only_when_the_text_is_not_exactly_the_bytes(client: TestClient) -> None:
+    said = [b"hello", b"a\tb\x00", "café".encode(), "\ufffd".encode(), b"caf\xe9", b"\xff"]
+    with join(client) as sock:
+        sock.sendall(b"".join(s + b"\n" for s in said))
+        wait_until(lambda: len(client.get("/api/messages?direction=in").json()["messages"]) == 6)
+        got = client.get("/api/messages?direction=in").json()["messages"]
+        assert ["b64" in m for m in got] == [False, False, False, False, True, True]
+        assert [exact_bytes(m) for m in got] == said
+
+
 def test_escapes_in_a_send(client: TestClient) -> None:
     with join(client) as sock:
         sent = client.post("/api/messages", json={"text": r"a\tb\x00", "escapes": True})
-        assert sent.status_code == 202 and base64.b64decode(sent.json()["b64"]) == b"a\tb\x00"
+        assert sent.status_code == 202 and exact_bytes(sent.json()) == b"a\tb\x00"
         assert recv_until(sock, b"\n") == b"a\tb\x00\n"
         bad = client.post("/api/messages", json={"text": r"\q", "escapes": True})
         assert bad.status_code == 422 and "unknown escape" in bad.json()["detail"]

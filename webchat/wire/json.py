@@ -25,15 +25,17 @@ BATCH_FRAMES = 1000
 def entry_dict(entry: Entry) -> dict[str, Any]:
     """The entry as `/ws` and the REST API show it."""
     if isinstance(entry, Message):
-        return {
+        shown = {
             "type": "message",
             "id": entry.id,
             "ts": iso_utc(entry.ts),
             "direction": entry.direction,
             "peer": entry.peer,
             "text": entry.text,
-            "b64": base64.b64encode(entry.data).decode(),
         }
+        if not exact(entry):
+            shown["b64"] = base64.b64encode(entry.data).decode()
+        return shown
     return {
         "type": "event",
         "id": entry.id,
@@ -42,6 +44,13 @@ def entry_dict(entry: Entry) -> dict[str, Any]:
         "peer": entry.peer,
         "detail": entry.detail,
     }
+
+
+def exact(message: Message) -> bool:
+    """Is `text` exactly the bytes, as UTF-8? Then `b64` is left out: it would cost more
+    than the text (encoding a 64 KiB chunk took 1.6 ms/MiB with it, 0.16 without). Decoding
+    puts U+FFFD only where bytes were invalid, so a text without one is exact."""
+    return "\ufffd" not in message.text or message.text.encode() == message.data
 
 
 def dumps(value: Any) -> str:
