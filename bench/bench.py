@@ -291,6 +291,7 @@ WORKLOADS: list[Row] = [
     Row("catch-up", "entries/s", cursors.catch_up),
     Row("RSS, stalled", "MB grown", cursors.rss_with_stalled_readers),
     Row("RSS, read-back", "MB in all", cursors.rss_reading_back),
+    Row("RSS, read-back \\u0001", "MB in all", cursors.rss_reading_back_heaviest),
     Row("send under flood", "p50 / p99 ms", fairness.send_under_flood),
     *([Row("disk-full recovery", "s", fairness.disk_full_recovery)] if os.geteuid() == 0 else []),
 ]

@@ -86,17 +86,17 @@ async def rss_with_stalled_readers(c: Counts) -> float:
         return grown
 
 
-async def rss_reading_back(c: Counts) -> float:
+async def rss_reading_back(c: Counts, fill: bytes = b"A") -> float:
     """The server's whole RSS, in MB, once `c.readback_readers` readers that never read have
-    asked for the whole transcript of a `c.readback_mib` MiB flood without a newline (64 KiB
-    entries of the heaviest JSON: each byte a `\\u0001` escape, plus base64)."""
+    asked for the whole transcript of a `c.readback_mib` MiB flood of `fill` without a
+    newline: 64 KiB entries."""
     async with webchat() as server:
         ws = await subscriber(server)
         _, writer = await open_tcp(server)
         await wait_peers(server, ws, 1)
         pieces = c.readback_mib * 16
         counting = count_heavy(ws, pieces)
-        await timed_write(writer, b"\x01" * (1 << 20), c.readback_mib, counting)
+        await timed_write(writer, fill * (1 << 20), c.readback_mib, counting)
         frozen = [stalled_reader(server, "?after=0") for _ in range(c.readback_readers)]
         peak = 0
         for _ in range(15):  # the replays start at once; the peak comes within a second or two
@@ -107,6 +107,12 @@ async def rss_reading_back(c: Counts) -> float:
         for sock in frozen:
             sock.close()
         return peak / 1024
+
+
+async def rss_reading_back_heaviest(c: Counts) -> float:
+    """The same with the heaviest JSON there is: each byte a `\\u0001` escape, six times
+    its size."""
+    return await rss_reading_back(c, b"\x01")
 
 
 async def count_heavy(ws: websockets.ClientConnection, expected: int) -> None:

@@ -377,3 +377,44 @@ def test_delete_clears_the_transcript_and_says_so(db: str | None) -> None:
         sock.sendall(b"three\n")
         wait_until(lambda: len(client.get("/api/messages").json()["messages"]) == 2)
         assert client.get("/api/messages").json()["messages"][1]["id"] == event["id"] + 1
+
+
+@pytest.mark.parametrize(
+    ("ending", "wire"),
+    [("framing", b"ab\n"), ("none", b"ab"), ("lf", b"ab\n"), ("crlf", b"ab\r\n")],
+)
+def test_a_send_chooses_its_line_ending(client: TestClient, ending: str, wire: bytes) -> None:
+    with join(client) as sock:
+        body = {"text": "ab", "line_ending": ending}
+        sent = client.post("/api/messages", json=body)
+        assert sent.status_code == 202 and sent.json()["text"] == "ab"
+        sock.settimeout(5)
+        got = b""
+        while len(got) < len(wire):
+            got += sock.recv(100)
+        assert got == wire
+    bad = client.post("/api/messages", json={"text": "x", "line_ending": "cr"})
+    assert bad.status_code == 422
+
+
+def test_connection_endpoints_are_for_the_client_role(client: TestClient) -> None:
+    refused = client.post("/api/connection/disconnect")
+    assert refused.status_code == 409 and "webchat client" in refused.json()["detail"]
+    assert "connection" not in client.get("/api/status").json()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        target = f"127.0.0.1:{listener.getsockname()[1]}"
+        with make_client(role="client", connect=target) as tcp_client:
+            accepted, _ = listener.accept()
+
+            def state() -> str:
+                return str(tcp_client.get("/api/status").json()["connection"]["state"])
+
+            wait_until(lambda: state() == "connected")
+            answer = tcp_client.post("/api/connection/disconnect")
+            assert answer.status_code == 200 and answer.json()["connection"]["target"] == target
+            wait_until(lambda: state() == "stopped")
+            assert accepted.recv(10) == b""
+            assert tcp_client.post("/api/connection/connect").status_code == 200
+            listener.accept()[0].close()
+            wait_until(lambda: state() in ("connected", "retrying"))
+            accepted.close()

@@ -169,3 +169,37 @@ def test_ws_batch_mode_sends_batches_of_encoded_frames(client: TestClient) -> No
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
         assert closed.value.code == 1008
+
+
+def newest_id(client: TestClient) -> int:
+    return int(client.get("/api/messages?before=999999&limit=1").json()["messages"][-1]["id"])
+
+
+def test_a_send_with_an_id_is_answered_sent_or_error_with_that_id(client: TestClient) -> None:
+    with client.websocket_connect(f"/ws?after={newest_id(client)}") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "send", "text": "nobody there", "id": "a1"})
+        refused = ws.receive_json()
+        assert refused == {"type": "error", "detail": refused["detail"], "id": "a1"}
+        with join(client):
+            wait_until(lambda: client.get("/api/status").json()["peers"])
+            ws.send_json({"type": "send", "text": "hi", "id": 7})
+            frames = [ws.receive_json() for _ in range(3)]  # connected, sent and the out entry
+            sent = next(f for f in frames if f["type"] == "sent")
+            out = next(f for f in frames if f.get("direction") == "out")
+            assert sent == {"type": "sent", "id": 7, "entry_id": out["id"]}
+
+
+def test_status_frames_only_for_readers_that_ask(client: TestClient) -> None:
+    with client.websocket_connect(f"/ws?status=1&after={newest_id(client)}") as ws:
+        assert ws.receive_json()["type"] == "hello"
+        status = ws.receive_json()
+        assert status["type"] == "status" and status["peers"] == [] and status["peer_count"] == 0
+        with join(client) as sock:
+            frames = [ws.receive_json() for _ in range(2)]  # the connected entry, a new status
+            roster = next(f for f in frames if f["type"] == "status")
+            (peer,) = roster["peers"]
+            assert peer["peer"] == f"127.0.0.1:{sock.getsockname()[1]}"
+            assert {"last_activity", "pending", "bytes_in"} <= set(peer)
+    with client.websocket_connect("/ws?status=2") as ws:
+        assert "status must be 0" in ws.receive_json()["detail"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from webchat.types import FramingName
+from webchat.types import FramingName, LineEnding
 
 FLUSH_AFTER = 0.2
 """Seconds of silence after which a partial line is delivered as it is."""
@@ -225,6 +225,17 @@ FRAMERS: dict[FramingName, Callable[[int], Framer]] = {
     "len32": lambda n: LengthFramer(n, 4),
 }
 """Every mode by its `--framing` name; a dict, so adding one is one line (h11's READERS)."""
+
+
+ENDINGS = {"none": b"", "lf": b"\n", "crlf": b"\r\n"}
+
+
+def frame_send(framer: Framer, payload: bytes, ending: LineEnding) -> bytes:
+    """The bytes a send writes: the framing's own encoding, or the payload with the ending
+    the sender chose (a hex send in `line` framing can then go out without an LF)."""
+    if ending == "framing":
+        return framer.encode(payload)
+    return payload + ENDINGS[ending]
 
 
 def make_framer(name: FramingName, max_line: int) -> Framer:

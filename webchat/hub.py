@@ -105,11 +105,13 @@ class Window:
 class Reader:
     """One cursor: its position, the replies it owes, and its wake-up."""
 
-    __slots__ = ("closed", "control", "position", "room", "wake")
+    __slots__ = ("closed", "control", "position", "room", "status", "wake", "wants_status")
 
-    def __init__(self, position: int) -> None:
+    def __init__(self, position: int, *, wants_status: bool = False) -> None:
         self.position = position
+        self.wants_status = wants_status
         self.control: deque[str] = deque()
+        self.status: str | None = None  # the newest status frame not yet sent: one, not a queue
         self.closed: Closed | None = None
         self.wake = asyncio.Event()
         self.room = asyncio.Event()
@@ -128,9 +130,18 @@ class Reader:
         self.wake.set()
         self.room.set()
 
+    def tell(self, status: str) -> None:
+        """A status frame replaces the one still waiting: a reader that stopped reading
+        gets the newest state when it reads again, not every state in between."""
+        self.status = status
+        self.wake.set()
+
     def take_replies(self) -> list[str]:
         replies = list(self.control)
         self.control.clear()
+        if self.status is not None:
+            replies.append(self.status)
+            self.status = None
         self.room.set()
         return replies
 
@@ -169,8 +180,9 @@ class Hub:
         for listener in self._listeners:
             listener(entries)
 
-    def attach(self, position: int) -> Reader:
-        reader = Reader(position)
+    def attach(self, position: int, *, status: bool = False) -> Reader:
+        """A new cursor; with `status`, it is also told the status as it changes."""
+        reader = Reader(position, wants_status=status)
         self.readers.add(reader)
         self._idle.clear()
         return reader
@@ -187,7 +199,7 @@ class Hub:
         while True:
             if reader.closed is not None:
                 raise reader.closed
-            if reader.control:
+            if reader.control or reader.status is not None:
                 return reader.take_replies()
             frames = self._window.after(reader.position, TAKE, TAKE_BYTES)
             if frames is None:
@@ -221,6 +233,11 @@ class Hub:
         removed = await self.store.clear()
         self._window = Window(self.store.last_id + 1, self._window_entries, self._window_bytes)
         return removed
+
+    def tell_all(self, status: str) -> None:
+        for reader in self.readers:
+            if reader.wants_status:
+                reader.tell(status)
 
     def close_all(self, code: int = GOING_AWAY, reason: str = "server shutting down") -> None:
         for reader in self.readers:

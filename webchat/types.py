@@ -13,7 +13,11 @@ EventKind = Literal[
     "listening", "connected", "disconnected", "rejected", "connect_failed", "cleared"
 ]
 FramingName = Literal["line", "crlf", "raw", "nul", "len16", "len32"]
+LineEnding = Literal["framing", "none", "lf", "crlf"]
+"""What ends a send on the wire: the framing's own (LF, CRLF, NUL, a length prefix), or
+nothing, LF or CRLF whatever the framing."""
 RoleName = Literal["server", "client"]
 
 EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
 FRAMING_NAMES: tuple[str, ...] = get_args(FramingName)
+LINE_ENDINGS: tuple[str, ...] = get_args(LineEnding)

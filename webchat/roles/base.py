@@ -12,15 +12,21 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-from webchat.framing import Framer, FramingError, make_framer
+from webchat.framing import Framer, FramingError, frame_send, make_framer
 from webchat.hub import Hub
 from webchat.model import Entry, Event, Message
 from webchat.roles.peer import Peer
 from webchat.store import StoreError
-from webchat.types import FramingName, RoleName
+from webchat.types import FramingName, LineEnding, RoleName
 
 _Planned = tuple[Message, list[Peer], bytes]
+Send = tuple[bytes, str | None, LineEnding]
+"""A send as the role takes it: the payload, the target (None for all), the line ending."""
 
+NO_CONNECTION = (
+    "the server role makes no connection: its peers connect to it; "
+    "/api/connection is for webchat client"
+)
 STOP_TIMEOUT = 2.0
 """Seconds peers get to read our FIN and close before their tasks are cancelled."""
 
@@ -39,6 +45,10 @@ class UnknownPeer(SendError):
 
 class Unframeable(SendError):
     pass
+
+
+class NoConnection(SendError):
+    """Connect or disconnect asked of the server role, which makes no connection."""
 
 
 class RoleBase(abc.ABC):
@@ -62,6 +72,8 @@ class RoleBase(abc.ABC):
         self._framing: FramingName = framing
         self._max_line = max_line
         self.peers: dict[str, Peer] = {}
+        self.changed = asyncio.Event()
+        """Set when a peer comes or goes, or the connection's state changes."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._encoder = make_framer(framing, max_line)
 
@@ -101,6 +113,17 @@ class RoleBase(abc.ABC):
     def lost(self, peer: Peer) -> None:
         if self.peers.get(peer.name) is peer:
             del self.peers[peer.name]
+            self.changed.set()
+
+    def connection(self) -> dict[str, object] | None:
+        """The client role's connection state; None for the server role, which has none."""
+        return None
+
+    def connect_now(self) -> None:
+        raise NoConnection(NO_CONNECTION)
+
+    def disconnect(self) -> None:
+        raise NoConnection(NO_CONNECTION)
 
     def relay(self, peer: Peer, data: bytes) -> None:  # noqa: B027 - most roles do not relay
         """Server role with `--relay` forwards."""
@@ -115,10 +138,11 @@ class RoleBase(abc.ABC):
             peer.drop(str(exc))
             return False
         self.peers[peer.name] = peer
+        self.changed.set()
         peer.admit()
         return True
 
-    def _plan(self, data: bytes, to: str | None) -> _Planned:
+    def _plan(self, data: bytes, to: str | None, ending: LineEnding) -> _Planned:
         """The entry, targets and framed bytes of a send, or the `SendError` it meets."""
         if not self.peers:
             raise NotConnected(self._not_connected())
@@ -129,25 +153,25 @@ class RoleBase(abc.ABC):
         else:
             raise UnknownPeer(f"no peer named {to!r}; connected: {', '.join(self.peers)}")
         try:
-            wire = self._encoder.encode(data)
+            wire = frame_send(self._encoder, data, ending)
         except FramingError as exc:
             raise Unframeable(f"{self._framing} framing: {exc}") from None
         return Message.sent(to, data), targets, wire
 
-    async def send(self, data: bytes, to: str | None) -> Entry:
+    async def send(self, data: bytes, to: str | None, ending: LineEnding = "framing") -> Entry:
         """Record the `out` entry, then write: the transcript never shows a reply first."""
-        (outcome,) = await self.send_many([(data, to)])
+        (outcome,) = await self.send_many([(data, to, ending)])
         if isinstance(outcome, SendError):
             raise outcome
         return outcome
 
-    async def send_many(self, sends: Sequence[tuple[bytes, str | None]]) -> list[Entry | SendError]:
+    async def send_many(self, sends: Sequence[Send]) -> list[Entry | SendError]:
         """Several sends in one commit, in order; each outcome is its entry or its error.
         Raises `StoreError` when the commit fails: then nothing was written."""
         planned: list[_Planned | SendError] = []
-        for data, to in sends:
+        for data, to, ending in sends:
             try:
-                planned.append(self._plan(data, to))
+                planned.append(self._plan(data, to, ending))
             except SendError as exc:
                 planned.append(exc)
         entries = [p[0] for p in planned if not isinstance(p, SendError)]

@@ -54,6 +54,9 @@ class TcpClient(RoleBase):
         self._address = peer_name(host, port)
         self._retry_at = 0.0
         self._stopping = False
+        self._held = False
+        self._go = asyncio.Event()
+        self._state = "connecting"
         self._runner: asyncio.Task[None] | None = None
 
     @property
@@ -61,6 +64,11 @@ class TcpClient(RoleBase):
         return self._address
 
     def _not_connected(self) -> str:
+        if self._held:
+            return (
+                f"not connected to {self._address}: it was disconnected on request; "
+                "connect again (Connect now, or POST /api/connection/connect)"
+            )
         wait = max(0.0, self._retry_at - asyncio.get_running_loop().time())
         return (
             f"not connected to {self._address}; retrying in {wait:.1f} s, send again once connected"
@@ -106,11 +114,41 @@ class TcpClient(RoleBase):
         await self._greet()
         return peer.done
 
+    def connection(self) -> dict[str, object]:
+        retry_in = None
+        if self._state == "retrying":
+            retry_in = round(max(0.0, self._retry_at - asyncio.get_running_loop().time()), 1)
+        return {"target": self._address, "state": self._state, "retry_in": retry_in}
+
+    def connect_now(self) -> None:
+        """Connect at once: out of `stopped`, or cutting a retry's wait short."""
+        self._held = False
+        self._go.set()
+
+    def disconnect(self) -> None:
+        """Close the connection (FIN) and make no other until `connect_now`."""
+        self._held = True
+        for peer in list(self.peers.values()):
+            peer.close("disconnected from webchat (POST /api/connection/disconnect)")
+        self._go.set()
+
+    def _now(self, state: str) -> None:
+        self._state = state
+        self.changed.set()
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         delays = backoff()
         failing = False
         while not self._stopping:
+            if self._held:
+                self._now("stopped")
+                self._go.clear()
+                while self._held:
+                    await self._go.wait()
+                    self._go.clear()
+                delays, failing = backoff(), False
+            self._now("connecting")
             outcome = await self._connect()
             if isinstance(outcome, str):
                 if not failing:
@@ -121,11 +159,18 @@ class TcpClient(RoleBase):
             else:
                 failing = False
                 connected_at = loop.time()
+                self._now("connected")
                 await outcome
                 if self._stopping:
                     return
                 if loop.time() - connected_at >= STABLE_AFTER:
                     delays = backoff()
+            if self._held:
+                continue
             delay = next(delays)
             self._retry_at = loop.time() + delay
-            await asyncio.sleep(delay)
+            self._now("retrying")
+            self._go.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):  # Connect now cuts it short
+                    await self._go.wait()

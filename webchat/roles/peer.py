@@ -64,6 +64,7 @@ class Peer(asyncio.Protocol):
         "_out",
         "_owner",
         "_state",
+        "active_at",
         "bytes_in",
         "bytes_out",
         "connected_at",
@@ -80,7 +81,7 @@ class Peer(asyncio.Protocol):
         self._framer: Framer | None = None  # made on first data: an idle peer costs less
         self.name = self.host = ""
         self.transport = cast(asyncio.Transport, None)
-        self.connected_at = time.time()
+        self.connected_at = self.active_at = time.time()
         self.bytes_in = self.bytes_out = 0
         self.drop_reason: str | None = None
         self.done: asyncio.Future[None] | None = None
@@ -95,11 +96,15 @@ class Peer(asyncio.Protocol):
         self._intake: Intake | None = None  # likewise
 
     def status(self) -> dict[str, object]:
+        """What the roster shows; `pending` growing is the sign of a peer that stopped reading."""
+        pending = self.transport.get_write_buffer_size() if self.transport else 0
         return {
             "peer": self.name,
             "connected_at": iso_utc(self.connected_at),
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
+            "last_activity": iso_utc(self.active_at),
+            "pending": pending + sum(map(len, self._out or ())),
         }
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -148,6 +153,7 @@ class Peer(asyncio.Protocol):
             return
         self.bytes_in += len(data)
         self._heard = asyncio.get_running_loop().time()
+        self.active_at = time.time()
         self._owner.relay(self, data)
         framer = self.framer
         payloads = framer.feed(data)
@@ -214,6 +220,7 @@ class Peer(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._send_out)
         self._out.append(data)
         self.bytes_out += len(data)
+        self.active_at = time.time()
 
     def _send_out(self) -> None:
         out, self._out = self._out, None

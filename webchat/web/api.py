@@ -15,6 +15,7 @@ from webchat.export import MEDIA_TYPES, Format, header, render
 from webchat.model import Entry, Event
 from webchat.store import Match, StoreError, payload_size
 from webchat.store.schema import PAGE
+from webchat.types import LineEnding
 from webchat.web.errors import EDGE_ERRORS, http_error
 from webchat.web.runtime import runtime
 from webchat.wire.json import entry_dict, parse_send
@@ -39,6 +40,10 @@ class SendBody(BaseModel):
         False, description="turn \\r \\n \\t \\0 \\xNN \\\\ in text into bytes"
     )
     to: str | None = Field(None, description="a peer name such as 127.0.0.1:5555; null for all")
+    line_ending: LineEnding = Field(
+        "framing",
+        description="what ends it on the wire: the framing's own (default), none, lf or crlf",
+    )
 
 
 class Problem(BaseModel):
@@ -75,15 +80,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/api/status", summary="Role, TCP address, connected peers and subscribers")
 async def status(request: Request) -> dict[str, Any]:
-    rt = runtime(request.app)
-    return {
-        "role": rt.settings.role,
-        "tcp": rt.role.address,
-        "framing": rt.settings.framing,
-        "peers": [peer.status() for peer in rt.role.peers.values()],
-        "subscribers": len(rt.hub.readers),
-        "store": rt.hub.store.health.status(),
-    }
+    return runtime(request.app).status()
 
 
 @router.post(
@@ -94,11 +91,13 @@ async def status(request: Request) -> dict[str, Any]:
 )
 async def post_message(request: Request, body: SendBody) -> dict[str, Any]:
     rt = runtime(request.app)
-    send = parse_send(body.text, body.hex, body.escapes, body.to, rt.settings.max_text)
+    send = parse_send(
+        body.text, body.hex, body.escapes, body.to, rt.settings.max_text, body.line_ending
+    )
     if isinstance(send, str):
         raise HTTPException(422, send)
     try:
-        entry = await rt.role.send(send.data, send.to)
+        entry = await rt.role.send(send.data, send.to, send.ending)
     except EDGE_ERRORS as exc:
         raise http_error(exc) from None
     return entry_dict(entry)
@@ -152,6 +151,40 @@ def next_page(request: Request, entries: list[Entry], limit: int) -> str | None:
     else:
         query["after"] = str(entries[-1].id)
     return f"{request.url.path}?{urlencode(query)}"
+
+
+CONNECTION_ANSWERS: dict[int | str, dict[str, Any]] = {
+    409: problem("the server role makes no connection; this is for webchat client"),
+}
+
+
+@router.post(
+    "/api/connection/connect",
+    summary="Client role: connect now (after Disconnect, or cutting a retry's wait short)",
+    responses=CONNECTION_ANSWERS,
+)
+async def connect_now(request: Request) -> dict[str, Any]:
+    return connection_change(request, "connect_now")
+
+
+@router.post(
+    "/api/connection/disconnect",
+    summary="Client role: close the connection and make no other until connect",
+    responses=CONNECTION_ANSWERS,
+)
+async def disconnect(request: Request) -> dict[str, Any]:
+    return connection_change(request, "disconnect")
+
+
+def connection_change(
+    request: Request, change: Literal["connect_now", "disconnect"]
+) -> dict[str, Any]:
+    role = runtime(request.app).role
+    try:
+        getattr(role, change)()
+    except EDGE_ERRORS as exc:
+        raise http_error(exc) from None
+    return {"connection": role.connection()}
 
 
 @router.delete(

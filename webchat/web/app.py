@@ -43,9 +43,11 @@ def create_app(
         # collection under a flood scans only what came after (pauses of 15-28 ms were
         # measured before, in the tail of a send's latency).
         gc.freeze()
+        publishing = asyncio.create_task(rt.publish_status())
         try:
             yield
         finally:
+            publishing.cancel()
             await close_websockets(app)
             if rt.sending:
                 await asyncio.wait(rt.sending, timeout=STOP_TIMEOUT)

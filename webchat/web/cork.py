@@ -22,6 +22,8 @@ SEND_BUFFER = 256 * 1024
 """The kernel's send buffer of a WebSocket (autotuned up to 4 MiB on Linux otherwise). A
 reader that stopped reading is sent frames until this and the transport's buffer are full;
 20 such readers cost 2.6 readers' worth of sending with 4 MiB each, against one here."""
+WRITABLE = "webchat.writable"
+"""A scope extension: the connection's `asyncio.Event`, set while its transport takes writes."""
 RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 """SO_LINGER on, zero seconds: close sends RST and drops what is unsent."""
 CORK_WRITES = 256
@@ -90,6 +92,15 @@ def websocket_protocol() -> type[asyncio.Protocol] | str:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
             corked: Any = CorkedTransport(transport)  # type: ignore[arg-type]
             super().connection_made(corked)
+
+        def handle_connect(self, event: Any) -> None:
+            """Offer the app the protocol's own flow control (`WRITABLE` in the scope), so
+            a sender can wait for room before it takes frames: a reader that stopped
+            reading then holds no frame in the app, only what its transport could not send."""
+            super().handle_connect(event)
+            scope = getattr(self, "scope", None)
+            if scope is not None:
+                scope["extensions"][WRITABLE] = self.writable
 
         def shutdown(self) -> None:
             """Server shutdown: 1001 (going away), not uvicorn's 1012, and written past the

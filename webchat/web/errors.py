@@ -8,12 +8,13 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from webchat.roles.base import NotConnected, SendError, Unframeable, UnknownPeer
+from webchat.roles.base import NoConnection, NotConnected, SendError, Unframeable, UnknownPeer
 from webchat.store import StoreError
 from webchat.web.guard import HEADERS
 
 STATUS: dict[type[Exception], int] = {
     NotConnected: 409,
+    NoConnection: 409,
     UnknownPeer: 404,
     Unframeable: 422,
     SendError: 409,

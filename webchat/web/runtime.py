@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import re
 import socket
 from dataclasses import dataclass, field
@@ -20,6 +22,13 @@ from webchat.roles.server import TcpServer
 from webchat.settings import Settings
 from webchat.store import Store, open_store
 from webchat.store.files import SUFFIX, data_dir
+from webchat.wire.json import dumps
+
+STATUS_EVERY = 1.0
+"""Seconds between status frames while only counters change."""
+ROSTER_PEERS = 200
+"""Peers listed in a status frame (`peer_count` has them all): 10,000 peers would make each
+frame 1.5 MB, sent every second to every page. `/api/status` lists every one."""
 
 try:
     VERSION = version("webchat")
@@ -33,6 +42,41 @@ class Runtime:
     hub: Hub
     role: RoleBase
     sending: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def status(self, most_peers: int | None = None) -> dict[str, Any]:
+        """`/api/status`, and the `status` frames pushed over `/ws` (with `most_peers`)."""
+        peers = self.role.peers.values()
+        listed = list(peers) if most_peers is None else list(itertools.islice(peers, most_peers))
+        status: dict[str, Any] = {
+            "role": self.settings.role,
+            "tcp": self.role.address,
+            "framing": self.settings.framing,
+            "peers": [peer.status() for peer in listed],
+            "subscribers": len(self.hub.readers),
+            "store": self.hub.store.health.status(),
+        }
+        if most_peers is not None:
+            status["peer_count"] = len(peers)
+        connection = self.role.connection()
+        if connection is not None:
+            status["connection"] = connection
+        return status
+
+    async def publish_status(self) -> None:
+        """Each reader is told the status when it changed: at once when a peer comes or
+        goes, else at most every `STATUS_EVERY` seconds. Encoded once for all; a reader
+        holds only the newest one (`Reader.tell`), so a stalled page costs nothing more."""
+        last = ""
+        while True:
+            if any(reader.wants_status for reader in self.hub.readers):
+                frame = dumps({"type": "status", **self.status(ROSTER_PEERS)})
+                if frame != last:
+                    self.hub.tell_all(frame)
+                    last = frame
+            self.role.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STATUS_EVERY):
+                    await self.role.changed.wait()
 
     def hello(self) -> dict[str, object]:
         """The first `/ws` frame: who we are and where the transcript stands."""

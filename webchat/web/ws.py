@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.datastructures import QueryParams
@@ -22,7 +23,8 @@ from webchat.hub import Closed, Reader
 from webchat.roles.base import SendError
 from webchat.store import Store, StoreError
 from webchat.web.api import MAX_ID
-from webchat.web.runtime import Runtime, runtime
+from webchat.web.cork import WRITABLE
+from webchat.web.runtime import ROSTER_PEERS, Runtime, runtime
 from webchat.wire.json import (
     Ping,
     SendRequest,
@@ -31,6 +33,7 @@ from webchat.wire.json import (
     error_frame,
     parse_client_frame,
     pong_frame,
+    sent_frame,
 )
 
 MAX_IN_FLIGHT = 256
@@ -41,18 +44,35 @@ POLICY_VIOLATION = 1008
 router = APIRouter()
 
 
-def start_position(query: QueryParams, store: Store, replay: int) -> tuple[int, bool] | str:
-    """Where a new reader starts and whether it wants batches, or what is wrong. A reader
-    that names another transcript's `epoch` starts from the beginning: its ids are void."""
+@dataclass(frozen=True, slots=True)
+class Start:
+    """What a new reader asked for in its query string."""
+
+    position: int
+    batched: bool
+    status: bool
+
+
+SWITCHES = {
+    "batch": "batch must be 0 (one entry a frame) or 1 (batch frames)",
+    "status": "status must be 0 (no status frames) or 1 (the status pushed as it changes)",
+}
+
+
+def start_of(query: QueryParams, store: Store, replay: int) -> Start | str:
+    """Where a new reader starts and what it wants, or what is wrong. A reader that
+    names another transcript's `epoch` starts from the beginning: its ids are void."""
     after = query.get("after")
-    batch = query.get("batch", "0")
     if after is not None and not (after.isascii() and after.isdigit() and int(after) <= MAX_ID):
         return "after must be a whole number of 0 or more, an entry id"
-    if batch not in ("0", "1"):
-        return "batch must be 0 (one entry a frame) or 1 (batch frames)"
+    for switch, problem in SWITCHES.items():
+        if query.get(switch, "0") not in ("0", "1"):
+            return problem
     if query.get("epoch", store.epoch) != store.epoch:
-        return 0, batch == "1"
-    return (int(after) if after else max(0, store.last_id - replay)), batch == "1"
+        position = 0
+    else:
+        position = int(after) if after else max(0, store.last_id - replay)
+    return Start(position, query.get("batch") == "1", query.get("status") == "1")
 
 
 @router.websocket("/ws")
@@ -60,19 +80,23 @@ async def websocket(ws: WebSocket) -> None:
     await ws.accept()
     rt = runtime(ws.app)
     hello = rt.hello()
-    start = start_position(ws.query_params, rt.hub.store, rt.settings.replay)
+    start = start_of(ws.query_params, rt.hub.store, rt.settings.replay)
     if isinstance(start, str):
         await ws.send_text(error_frame(start))
         await ws.close(POLICY_VIOLATION)
         return
-    position, batched = start
-    reader = rt.hub.attach(position)
+    reader = rt.hub.attach(start.position, status=start.status)
     receiving = asyncio.create_task(receive(ws, reader, rt))
+    if start.status:
+        reader.tell(dumps({"type": "status", **rt.status(ROSTER_PEERS)}))  # at once
+    writable: asyncio.Event | None = ws.scope.get("extensions", {}).get(WRITABLE)
     try:
         await ws.send_text(dumps(hello))
         while True:
+            if writable is not None:
+                await writable.wait()  # take frames only when they can go out
             frames = await rt.hub.next_frames(reader)
-            for text in batch_frames(frames) if batched else frames:
+            for text in batch_frames(frames) if start.batched else frames:
                 await ws.send_text(text)
     except Closed as closed:
         if ws.client_state is WebSocketState.CONNECTED and not receiving.done():
@@ -129,15 +153,17 @@ class Outbox:
                     self.room.set()
 
     async def _commit(self, batch: list[SendRequest]) -> None:
-        """The `out` entries reach this reader through the tail like any other; only
-        failures are answered here, one `error` frame each."""
+        """The `out` entries reach this reader through the tail like any other; here a
+        failure gets its `error` frame, and a send that carried an `id` its `sent` frame."""
         try:
-            outcomes = await self._rt.role.send_many([(r.data, r.to) for r in batch])
+            outcomes = await self._rt.role.send_many([(r.data, r.to, r.ending) for r in batch])
         except StoreError as exc:
             outcomes = [SendError(str(exc))] * len(batch)  # the commit failed: nothing was sent
-        for outcome in outcomes:
+        for request, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, SendError):
-                self._reader.reply(error_frame(str(outcome)))
+                self._reader.reply(error_frame(str(outcome), request.ref))
+            elif request.ref is not None:
+                self._reader.reply(sent_frame(request.ref, outcome.id))
 
 
 async def receive(ws: WebSocket, reader: Reader, rt: Runtime) -> None:

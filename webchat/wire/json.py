@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from webchat.model import Entry, Message, iso_utc
 from webchat.notation import parse_hex, unescape
+from webchat.types import LINE_ENDINGS, LineEnding
 
 BATCH_FRAMES = 1000
 """Most frames in one `?batch=1` message."""
@@ -63,12 +64,21 @@ def frame(entry: Entry) -> str:
     return dumps(entry_dict(entry))
 
 
-def error_frame(detail: str) -> str:
-    return dumps({"type": "error", "detail": detail})
+def error_frame(detail: str, ref: object = None) -> str:
+    """An `error`; for a send that had an `id`, with that id."""
+    reply: dict[str, object] = {"type": "error", "detail": detail}
+    if ref is not None:
+        reply["id"] = ref
+    return dumps(reply)
 
 
 def pong_frame(ping_id: object) -> str:
     return dumps({"type": "pong", "id": ping_id})
+
+
+def sent_frame(ref: object, entry_id: int) -> str:
+    """A send with an `id` was committed and written: its `out` entry is `entry_id`."""
+    return dumps({"type": "sent", "id": ref, "entry_id": entry_id})
 
 
 def batch_frames(frames: Sequence[str]) -> list[str]:
@@ -85,6 +95,10 @@ class SendRequest:
 
     data: bytes
     to: str | None
+    ending: LineEnding = "framing"
+    ref: object = None
+    """The client's `id` for this send, echoed in its `sent` or `error` reply; None: no reply
+    on success."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,17 +109,25 @@ class Ping:
 
 
 def parse_send(
-    text: object, hex_text: object, escapes: object, to: object, max_text: int
+    text: object,
+    hex_text: object,
+    escapes: object,
+    to: object,
+    max_text: int,
+    ending: object = "framing",
+    ref: object = None,
 ) -> SendRequest | str:
     """The one check of a send, for `/ws` and REST alike: the request or the error."""
     if to is not None and not isinstance(to, str):
         return '"to" must be a peer name such as "127.0.0.1:5555", or null for every peer'
+    if ending not in LINE_ENDINGS:
+        return '"line_ending" must be "framing" (the default), "none", "lf" or "crlf"'
     data = _payload(text, hex_text, escapes)
     if isinstance(data, str):
         return data
     if len(data) > max_text:
         return f"the message is {len(data)} bytes; the limit is {max_text}"
-    return SendRequest(data, to)
+    return SendRequest(data, to, cast(LineEnding, ending), ref)
 
 
 def _payload(text: object, hex_text: object, escapes: object) -> bytes | str:
@@ -149,5 +171,11 @@ def parse_client_frame(raw: str | bytes, max_text: int) -> SendRequest | Ping | 
     if kind != "send":
         return f'unknown frame type {kind!r}: a browser sends "send" (or "ping")'
     return parse_send(
-        value.get("text"), value.get("hex"), value.get("escapes", False), value.get("to"), max_text
+        value.get("text"),
+        value.get("hex"),
+        value.get("escapes", False),
+        value.get("to"),
+        max_text,
+        value.get("line_ending", "framing"),
+        value.get("id"),
     )
