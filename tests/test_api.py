@@ -143,15 +143,16 @@ def test_client_role_serves_while_target_is_down() -> None:
 def test_page_has_the_seed_layout(client: TestClient) -> None:
     html = client.get("/").text
     for needle in (
-        "<title>TCP Server</title>",
+        "<h1>TCP Server</h1>",
+        f"<title>webchat · server :{tcp_address(client).rpartition(':')[2]}</title>",
         'role="log"',
-        '<input id="entry"',
+        '<textarea id="entry"',
         ">Send</button>",
         'id="peer"',
     ):
         assert needle in html
     assert "<script>" not in html  # no inline script: the CSP to come must not break it
-    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/static/main.js").status_code == 200
 
 
 def test_each_endpoint_gets_its_own_default_file(data_home: Path) -> None:

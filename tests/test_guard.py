@@ -39,7 +39,7 @@ def test_every_guarded_route_needs_the_token(guarded: TestClient) -> None:
     assert guarded.post("/api/messages", json={"text": "x"}).status_code == 401
     assert guarded.delete("/api/messages").status_code == 401
     assert guarded.get("/healthz").status_code == 200
-    assert guarded.get("/static/app.js").status_code == 200
+    assert guarded.get("/static/main.js").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,7 @@ def test_a_rebound_name_is_refused_on_every_route_without_a_token() -> None:
     as Host and as Origin, so the Origin check alone lets it in."""
     client = make_client(allow_host=[])
     evil = {"Host": "evil.example:8000", "Origin": "http://evil.example:8000"}
-    for path in [*GUARDED, "/static/app.js", "/healthz"]:
+    for path in [*GUARDED, "/static/main.js", "/healthz"]:
         refused = client.get(path, headers=evil)
         assert refused.status_code == 403, path
         assert "--allow-host evil.example" in refused.json()["detail"]

@@ -28,9 +28,12 @@ templates = Jinja2Templates(directory=resource_dir("templates"))
 
 @router.get("/", response_class=HTMLResponse)
 async def page(request: Request) -> HTMLResponse:
-    role = runtime(request.app).settings.role
-    title = "TCP Server" if role == "server" else "TCP Client"
-    context = {"title": title, "role": role, "version": VERSION}
+    rt = runtime(request.app)
+    role = rt.settings.role
+    heading = "TCP Server" if role == "server" else "TCP Client"  # the seed's window titles
+    where = rt.role.address[rt.role.address.rindex(":") :] if role == "server" else rt.role.address
+    context = {"title": f"webchat · {role} {where}", "heading": heading, "role": role}
+    context["version"] = VERSION
     return templates.TemplateResponse(request, "index.html", context)
 
 

@@ -1,0 +1,95 @@
+// Who is there, as the server says in its status frames: the TCP peers with their
+// counters, the pages open, and in the client role the connection with its buttons.
+
+export class Roster {
+  constructor(el, { role, onTarget, onError }) {
+    this.el = el;
+    this.role = role;
+    this.onTarget = onTarget;
+    this.onError = onError;
+    this.pending = new Map(); // peer -> pending bytes in the previous status
+    this.list = el.querySelector("#peers");
+    this.pages = el.querySelector("#pages");
+    this.connection = el.querySelector("#connection");
+    for (const button of el.querySelectorAll("[data-connection]")) {
+      button.addEventListener("click", () => this.change(button.dataset.connection));
+    }
+  }
+
+  update(status) {
+    const rows = status.peers.map((p) => this.peerRow(p));
+    if (status.peer_count > status.peers.length) {
+      rows.push(item("more", `and ${status.peer_count - status.peers.length} more`));
+    }
+    if (!rows.length) rows.push(item("none", this.role === "server" ? "no TCP client yet" : "not connected"));
+    this.list.replaceChildren(...rows);
+    this.pending = new Map(status.peers.map((p) => [p.peer, p.pending]));
+    const pages = status.subscribers;
+    this.pages.textContent = `${pages} page${pages === 1 ? "" : "s"} open`;
+    if (this.connection && status.connection) {
+      const c = status.connection;
+      const state = c.state === "retrying" ? `retrying in ${c.retry_in} s` : c.state;
+      this.connection.textContent = `${c.target}: ${state}`;
+      this.connection.dataset.state = c.state;
+    }
+  }
+
+  peerRow(p) {
+    const li = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "peer";
+    button.textContent = p.peer;
+    button.title = `Send to ${p.peer}`;
+    button.addEventListener("click", () => this.onTarget(p.peer));
+    const growing = p.pending > 0 && p.pending > (this.pending.get(p.peer) ?? Infinity);
+    const figures = document.createElement("span");
+    figures.className = "figures";
+    figures.textContent =
+      `since ${time(p.connected_at)} · in ${bytes(p.bytes_in)} · out ${bytes(p.bytes_out)} · ` +
+      `last ${time(p.last_activity)}` + (p.pending ? ` · pending ${bytes(p.pending)}` : "");
+    if (growing) {
+      li.classList.add("growing");
+      figures.textContent += " ⚠ not reading";
+    }
+    li.append(button, figures);
+    return li;
+  }
+
+  async change(what) {
+    const steps = what === "reconnect" ? ["disconnect", "connect"] : [what];
+    for (const step of steps) {
+      const response = await fetch(`api/connection/${step}`, { method: "POST" });
+      if (!response.ok) {
+        const body = await response.json().catch(() => ({}));
+        this.onError(body.detail || `${step} answered ${response.status}`);
+        return;
+      }
+    }
+  }
+
+  stale() {
+    this.el.classList.add("stale"); // webchat is unreachable: these figures are old
+  }
+
+  fresh() {
+    this.el.classList.remove("stale");
+  }
+}
+
+function item(cls, text) {
+  const li = document.createElement("li");
+  li.className = cls;
+  li.textContent = text;
+  return li;
+}
+
+function time(ts) {
+  return new Date(ts).toLocaleTimeString([], { hour12: false });
+}
+
+function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
