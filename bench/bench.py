@@ -26,6 +26,7 @@ from pathlib import Path
 
 import cursors
 import fairness
+import page
 import peers
 import websockets
 from harness import (
@@ -294,6 +295,14 @@ WORKLOADS: list[Row] = [
     Row("RSS, read-back \\u0001", "MB in all", cursors.rss_reading_back_heaviest),
     Row("send under flood", "p50 / p99 ms", fairness.send_under_flood),
     *([Row("disk-full recovery", "s", fairness.disk_full_recovery)] if os.geteuid() == 0 else []),
+    *(
+        [
+            Row("page flood", "lines/s drawn / input p99 ms", page.page_flood),
+            Row("page heap", "MB after the flood", page.page_heap),
+        ]
+        if page.available()
+        else []
+    ),
 ]
 
 

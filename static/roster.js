@@ -14,10 +14,19 @@ export class Roster {
     for (const button of el.querySelectorAll("[data-connection]")) {
       button.addEventListener("click", () => this.change(button.dataset.connection));
     }
+    // One Tab stop for the whole list, arrows within it: Tab must not walk every peer.
+    this.list.addEventListener("keydown", (ev) => {
+      const buttons = [...this.list.querySelectorAll("button.peer")];
+      const at = buttons.indexOf(document.activeElement);
+      const step = { ArrowDown: 1, ArrowUp: -1 }[ev.key];
+      if (at < 0 || !step) return;
+      ev.preventDefault();
+      buttons[Math.max(0, Math.min(buttons.length - 1, at + step))].focus();
+    });
   }
 
   update(status) {
-    const rows = status.peers.map((p) => this.peerRow(p));
+    const rows = status.peers.map((p, i) => this.peerRow(p, i === 0));
     if (status.peer_count > status.peers.length) {
       rows.push(item("more", `and ${status.peer_count - status.peers.length} more`));
     }
@@ -34,10 +43,11 @@ export class Roster {
     }
   }
 
-  peerRow(p) {
+  peerRow(p, first) {
     const li = document.createElement("li");
     const button = document.createElement("button");
     button.type = "button";
+    button.tabIndex = first ? 0 : -1;
     button.className = "peer";
     button.textContent = p.peer;
     button.title = `Send to ${p.peer}`;
