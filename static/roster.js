@@ -26,12 +26,17 @@ export class Roster {
   }
 
   update(status) {
+    const focused = this.list.contains(document.activeElement) ? document.activeElement.textContent : null;
     const rows = status.peers.map((p, i) => this.peerRow(p, i === 0));
     if (status.peer_count > status.peers.length) {
       rows.push(item("more", `and ${status.peer_count - status.peers.length} more`));
     }
     if (!rows.length) rows.push(item("none", this.role === "server" ? "no TCP client yet" : "not connected"));
     this.list.replaceChildren(...rows);
+    if (focused) {
+      // a status every second must not take the keyboard focus away
+      [...this.list.querySelectorAll("button.peer")].find((b) => b.textContent === focused)?.focus();
+    }
     this.pending = new Map(status.peers.map((p) => [p.peer, p.pending]));
     const pages = status.subscribers;
     this.pages.textContent = `${pages} page${pages === 1 ? "" : "s"} open`;

@@ -53,6 +53,8 @@ def create_app(
                 await asyncio.wait(rt.sending, timeout=STOP_TIMEOUT)
             await rt.role.stop()
             await rt.hub.store.close()
+            if rt.console is not None:
+                await asyncio.to_thread(rt.console.drain, STOP_TIMEOUT)  # the last lines too
 
     app = FastAPI(
         title="webchat",

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
-from webchat.console import mirror
+from webchat.console import Console
 from webchat.hub import Hub
 from webchat.roles.base import RoleBase
 from webchat.roles.client import TcpClient
@@ -41,6 +41,7 @@ class Runtime:
     settings: Settings
     hub: Hub
     role: RoleBase
+    console: Console | None = None
     sending: set[asyncio.Task[None]] = field(default_factory=set)
 
     def status(self, most_peers: int | None = None) -> dict[str, Any]:
@@ -120,8 +121,9 @@ def build(settings: Settings, tcp_sock: socket.socket | None, store: Store | Non
     if tcp_sock is None and settings.role == "server":
         tcp_sock = bind_listener(settings.tcp_host, settings.tcp_port)
     store = store or open_transcript(settings, tcp_sock)
-    hub = Hub(store, () if settings.quiet else (mirror,))
-    return Runtime(settings, hub, make_role(settings, hub, tcp_sock))
+    console = None if settings.quiet else Console()
+    hub = Hub(store, () if console is None else (console,))
+    return Runtime(settings, hub, make_role(settings, hub, tcp_sock), console)
 
 
 def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> RoleBase:
