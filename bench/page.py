@@ -22,8 +22,14 @@ ARGS = [
 PROBE = """() => {
   window.inputDelays = [];
   const entry = document.getElementById("entry");
-  entry.addEventListener("input", (ev) => window.inputDelays.push(performance.now() - ev.timeStamp));
+  entry.addEventListener("input", (ev) => {
+    window.inputDelays.push(performance.now() - ev.timeStamp);
+  });
 }"""
+
+LAST_ROW_ENDS_WITH = (
+    "(last) => document.querySelector('#log .row:last-child')?.textContent.endsWith(last)"
+)
 
 
 def available() -> bool:
@@ -60,7 +66,7 @@ async def _flood(lines: int) -> tuple[float, float, float]:
             writer.write(block)
             typing = asyncio.create_task(page.type("#entry", "x" * 40, delay=25))
             await page.wait_for_function(
-                "(last) => document.querySelector('#log .row:last-child')?.textContent.endsWith(last)",
+                LAST_ROW_ENDS_WITH,
                 arg=last,
                 polling="raf",
                 timeout=300_000,
