@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import select
 import time
-from typing import BinaryIO
+from io import BufferedReader
 
 import pytest
 
@@ -38,7 +38,7 @@ def test_a_stdout_nobody_reads_never_blocks_and_the_gap_is_counted() -> None:
     assert skipped > 0 and len([x for x in lines if " in  a:1 " in x]) + skipped == 20_001
 
 
-def read_until_quiet(reading: BinaryIO) -> bytes:
+def read_until_quiet(reading: BufferedReader) -> bytes:
     text = b""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and select.select([reading], [], [], 0.5)[0]:
