@@ -158,27 +158,19 @@ CONNECTION_ANSWERS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
-    "/api/connection/connect",
-    summary="Client role: connect now (after Disconnect, or cutting a retry's wait short)",
-    responses=CONNECTION_ANSWERS,
-)
-async def connect_now(request: Request) -> dict[str, Any]:
-    return connection_change(request, "connect_now")
+CONNECTION_CHANGES = {"connect": "connect_now", "disconnect": "disconnect"}
 
 
 @router.post(
-    "/api/connection/disconnect",
-    summary="Client role: close the connection and make no other until connect",
+    "/api/connection/{action}",
+    summary="Client role: connect now (after a disconnect, or cutting a retry's wait short), "
+    "or disconnect (close the connection and make no other until connect)",
     responses=CONNECTION_ANSWERS,
 )
-async def disconnect(request: Request) -> dict[str, Any]:
-    return connection_change(request, "disconnect")
-
-
-def connection_change(
-    request: Request, change: Literal["connect_now", "disconnect"]
+async def connection_change(
+    request: Request, action: Literal["connect", "disconnect"]
 ) -> dict[str, Any]:
+    change = CONNECTION_CHANGES[action]
     role = runtime(request.app).role
     try:
         getattr(role, change)()
