@@ -493,3 +493,22 @@ def test_screenshots_at_desktop_and_phone_size(
         page.screenshot(path=str(tmp_path / f"page-{width}x{height}.png"))
     assert page.locator("#roster").evaluate("el => el.open") == (width >= 768)
     context.close()
+
+
+def test_scrolled_up_the_view_stays_and_n_new_jumps_back(page: Page, server: Running) -> None:
+    log = page.get_by_role("log")
+    with dial(f"127.0.0.1:{server.tcp_port}") as sock:
+        sock.sendall(b"".join(b"early %d\n" % i for i in range(200)))
+        expect(page.locator(".row").last).to_contain_text("early 199")
+        log.evaluate("el => { el.scrollTop = el.scrollHeight / 2; }")
+        page.wait_for_timeout(200)
+        top = log.evaluate("el => el.scrollTop")
+        reading = page.locator(".row").nth(100).text_content()
+        sock.sendall(b"".join(b"later %d\n" % i for i in range(50)))
+        jump = page.get_by_role("button", name=re.compile(r"new ↓"))
+        expect(jump).to_have_text("50 new ↓")
+        assert log.evaluate("el => el.scrollTop") == top  # the view stays where it is
+        assert page.locator(".row").nth(100).text_content() == reading
+        jump.click()
+        expect(page.locator(".row").last).to_contain_text("later 49")
+        expect(jump).to_be_hidden()
