@@ -35,8 +35,11 @@ class Message:
             raise ValueError(f"direction must be 'in' or 'out', not {self.direction!r}")
 
     @classmethod
-    def received(cls, peer: str, data: bytes) -> Message:
-        return cls("in", peer, data, decode(data))
+    def received(cls, peer: str, data: bytes, ts: float | None = None) -> Message:
+        """`ts`: when the bytes were read; the lines of one read share it."""
+        if ts is None:
+            return cls("in", peer, data, decode(data))
+        return cls("in", peer, data, decode(data), ts)
 
     @classmethod
     def sent(cls, peer: str | None, data: bytes) -> Message:
@@ -104,13 +107,22 @@ def _utc_second(second: int) -> str:
     return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+_LAST_ISO: list[tuple[float, str]] = [(-1.0, "")]
+"""The last timestamp formatted: the entries of one read share their `ts`."""
+
+
 def iso_utc(ts: float) -> str:
     """ISO-8601 UTC with milliseconds and a `Z`, as the protocol promises.
 
     The date and time up to the second are formatted once per second (a flood
-    shares them); only the milliseconds are per entry."""
+    shares them), the whole once per distinct `ts` in a row."""
+    last = _LAST_ISO[0]
+    if last[0] == ts:
+        return last[1]
     fraction, second = math.modf(ts)
     micros = round(fraction * 1_000_000)  # as datetime.fromtimestamp rounds
     if micros >= 1_000_000:
         second, micros = second + 1, micros - 1_000_000
-    return f"{_utc_second(int(second))}.{micros // 1000:03d}Z"
+    text = f"{_utc_second(int(second))}.{micros // 1000:03d}Z"
+    _LAST_ISO[0] = (ts, text)
+    return text

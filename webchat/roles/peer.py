@@ -174,8 +174,8 @@ class Peer(asyncio.Protocol):
         if self._intake is None:
             owner = self._owner
             self._intake = Intake(owner.record, owner.spawn, self._pause, self._resume)
-        name = self.name
-        self._intake.take([Message.received(name, p) for p in payloads], self._kept)
+        name, now = self.name, time.time()  # the lines of one read arrived together
+        self._intake.take([Message.received(name, p, now) for p in payloads], self._kept)
 
     def _kept(self, failure: StoreError | None) -> None:
         if failure is not None:
