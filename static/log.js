@@ -60,14 +60,13 @@ export class Log {
 
   apply() {
     this.frame = 0;
-    const arrived = this.incoming;
+    let arrived = this.incoming;
     this.incoming = [];
-    for (const [at, e] of arrived.entries()) {
-      if (e.kind === "cleared") {
-        this.reset();
-        this.atStart = true;
-        return this.push(arrived.slice(at));
-      }
+    const cleared = arrived.findLastIndex((e) => e.kind === "cleared");
+    if (cleared >= 0) {
+      this.reset(); // the transcript was emptied: so is the log, from its `cleared` entry on
+      this.atStart = true;
+      arrived = arrived.slice(cleared);
     }
     const batch = arrived.filter((e) => matches(e, this.query));
     if (!batch.length) return;

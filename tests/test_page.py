@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import Running, dial, recv_until
@@ -512,3 +513,15 @@ def test_scrolled_up_the_view_stays_and_n_new_jumps_back(page: Page, server: Run
         jump.click()
         expect(page.locator(".row").last).to_contain_text("later 49")
         expect(jump).to_be_hidden()
+
+
+def test_clearing_the_transcript_empties_the_open_page(page: Page, server: Running) -> None:
+    with dial(f"127.0.0.1:{server.tcp_port}") as sock:
+        sock.sendall(b"soon gone\n")
+        expect(page.get_by_role("log")).to_contain_text("soon gone")
+        cleared = httpx.delete(f"http://127.0.0.1:{server.http_port}/api/messages")
+        assert cleared.status_code == 200
+        expect(page.locator(".row")).to_have_count(1)
+        expect(page.locator(".row")).to_contain_text("Transcript cleared")
+        sock.sendall(b"after the clear\n")
+        expect(page.locator(".row")).to_have_count(2)
