@@ -13,7 +13,6 @@ import errno
 import secrets
 import socket
 import sys
-import time
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -21,14 +20,12 @@ import click
 import pydantic
 from click.core import ParameterSource
 
-from webchat.export import MEDIA_TYPES, header, render
+from webchat.commands import export_command, transcripts_command
 from webchat.model import peer_name
 from webchat.roles.net import bind_listener, describe_error, is_loopback
 from webchat.runner import NotStarted, loop_factory, serve
 from webchat.settings import Settings, Unusable
 from webchat.store import Store, StoreError
-from webchat.store.files import data_dir, remove, transcripts
-from webchat.store.schema import scan
 from webchat.types import FRAMING_NAMES
 from webchat.web.runtime import open_transcript
 
@@ -145,88 +142,8 @@ def client(**params: Any) -> None:
     run(load(role="client", **typed(**params)))
 
 
-@cli.command("export")
-@click.option("--db", "db", required=True, metavar="PATH", help="the transcript file to read")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(list(MEDIA_TYPES)),
-    default="jsonl",
-    show_default=True,
-    help="jsonl: one JSON entry a line; csv: RFC 4180; txt: time  direction  peer  text",
-)
-@click.option("--after", type=click.IntRange(0), default=0, help="only entries with a larger id")
-@click.option(
-    "--before", type=click.IntRange(1), default=None, help="only entries with a smaller id"
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.File("w", encoding="utf-8", lazy=True),
-    default="-",
-    help="file to write  [default: stdout]",
-)
-def export_command(db: str, fmt: Any, after: int, before: int | None, output: Any) -> None:
-    """Write a transcript file out, even while a server is using it."""
-    try:
-        output.write(header(fmt))
-        for page in scan(db, after, before):
-            output.write(render(fmt, page))
-    except StoreError as exc:
-        fail(str(exc))
-    except BrokenPipeError:
-        sys.stderr.close()  # `webchat export | head` is not an error
-
-
-AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class Age(click.ParamType):  # type: ignore[type-arg]
-    """A duration such as 90s, 30m, 12h or 7d, in seconds."""
-
-    name = "age"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        text = str(value).strip().lower()
-        number, unit = text[:-1], text[-1:]
-        if unit in AGE_UNITS and number.isascii() and number.isdigit():
-            return int(number) * AGE_UNITS[unit]
-        self.fail(f"{value!r} is not an age: give a number and s, m, h or d, e.g. 7d")
-
-
-@cli.command("transcripts")
-@click.option(
-    "--prune",
-    type=Age(),
-    metavar="AGE",
-    help="remove the transcripts last written longer ago than AGE (e.g. 7d, 12h); "
-    "one in use by a running webchat is kept",
-)
-def transcripts_command(prune: float | None) -> None:
-    """List the default transcripts (one per endpoint, in the user data directory)."""
-    directory = data_dir()
-    found = transcripts(directory) if directory.is_dir() else []
-    if prune is None:
-        for transcript in found:
-            click.echo(transcript.describe())
-        if not found:
-            click.echo(f"no transcripts in {directory}")
-        return
-    cutoff = time.time() - prune
-    removed = 0
-    for transcript in found:
-        if transcript.written >= cutoff:
-            continue
-        try:
-            remove(transcript.path)
-        except StoreError as exc:
-            click.echo(f"kept {transcript.path}: {exc}", err=True)
-            continue
-        click.echo(f"removed {transcript.path}")
-        removed += 1
-    click.echo(f"{removed} removed, {len(found) - removed} kept in {directory}")
+cli.add_command(export_command)
+cli.add_command(transcripts_command)
 
 
 def load(**given: Any) -> Settings:
