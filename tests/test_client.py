@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+from dataclasses import replace
 
 import pytest
 
@@ -14,7 +15,10 @@ from webchat.model import Message
 from webchat.roles.base import SendError
 from webchat.roles.client import TcpClient
 from webchat.roles.net import backoff
+from webchat.roles.peer import PeerOptions
 from webchat.store.memory import MemoryStore
+
+OPTIONS = PeerOptions(max_line=1024, write_limit=65536, drain_timeout=5)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_test_peers")]
 
@@ -31,9 +35,7 @@ async def test_client_reconnects_and_records_only_changes() -> None:
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    client = TcpClient(
-        hub, "127.0.0.1", port, framing="line", max_line=1024, write_limit=65536, drain_timeout=5
-    )
+    client = TcpClient(hub, "127.0.0.1", port, OPTIONS)
     await client.start()
     await rec.wait(lambda: rec.events("connect_failed"))
     await asyncio.sleep(1.2)  # at least two more attempts fail
@@ -83,10 +85,7 @@ async def test_client_sends_its_login_on_every_connection() -> None:
         hub,
         "127.0.0.1",
         port,
-        framing="crlf",
-        max_line=1024,
-        write_limit=65536,
-        drain_timeout=5,
+        replace(OPTIONS, framing="crlf"),
         on_connect=[b"USER bob", b"\x00ping"],
     )
     await client.start()
@@ -113,9 +112,7 @@ async def test_a_server_that_hangs_up_at_once_is_not_hammered() -> None:
 
     listener = await asyncio.start_server(hang_up, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
-    client = TcpClient(
-        hub, "127.0.0.1", port, framing="line", max_line=1024, write_limit=65536, drain_timeout=5
-    )
+    client = TcpClient(hub, "127.0.0.1", port, OPTIONS)
     await client.start()
     await rec.wait(lambda: len(accepted) >= 4, timeout=10)
     gaps = [b - a for a, b in itertools.pairwise(accepted)]
@@ -136,9 +133,7 @@ async def test_disconnect_holds_the_connection_until_connect_now() -> None:
 
     listener = await asyncio.start_server(on_connect, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
-    client = TcpClient(
-        hub, "127.0.0.1", port, framing="line", max_line=1024, write_limit=65536, drain_timeout=5
-    )
+    client = TcpClient(hub, "127.0.0.1", port, OPTIONS)
     await client.start()
     reader, _ = await asyncio.wait_for(accepted.get(), 5)
     await rec.wait(lambda: client.connection()["state"] == "connected")
@@ -173,10 +168,7 @@ async def test_connect_now_cuts_a_retry_short() -> None:
         Hub(MemoryStore(1000), [rec]),
         "127.0.0.1",
         port,
-        framing="line",
-        max_line=1024,
-        write_limit=65536,
-        drain_timeout=5,
+        OPTIONS,
     )
     await client.start()
     for _ in range(4):  # the backoff reaches 4 s

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from webchat.framing import FRAMERS, Framer, FramingError, LineFramer, RawFramer, make_framer
+from webchat.framing import (
+    FRAMERS,
+    Framer,
+    FramingError,
+    LineFramer,
+    RawFramer,
+    frame_send,
+    make_framer,
+)
+from webchat.types import LineEnding
 
 
 def run(framer: Framer, chunks: list[bytes]) -> list[bytes]:
@@ -112,6 +122,49 @@ def test_crlf_reads_like_line_and_sends_crlf() -> None:
     framer = make_framer("crlf", 100)
     assert run(framer, [b"a\r\nb\nc"]) == [b"a", b"b", b"c"]
     assert framer.encode(b"hi") == b"hi\r\n"
+
+
+def test_crlf_sends_turn_bare_lf_into_crlf_and_never_end_twice() -> None:
+    framer = make_framer("crlf", 100)
+    assert framer.encode(b"first\nsecond") == b"first\r\nsecond\r\n"
+    assert framer.encode(b"third\r\n") == b"third\r\n"
+    assert framer.encode(b"a\r\nb\n") == b"a\r\nb\r\n"
+    assert framer.encode(b"") == b"\r\n"
+
+
+def test_line_sends_end_in_one_lf() -> None:
+    framer = make_framer("line", 100)
+    assert framer.encode(b"one\n") == b"one\n"
+    assert framer.encode(b"one\ntwo") == b"one\ntwo\n"
+    assert framer.encode(b"crlf\r\n") == b"crlf\r\n"
+
+
+@pytest.mark.parametrize(
+    ("ending", "wire"),
+    [
+        ("framing", b"a\r\nb\r\n"),
+        ("crlf", b"a\r\nb\r\n"),
+        ("lf", b"a\nb\n"),
+        ("none", b"a\nb"),
+    ],
+)
+def test_the_sender_chooses_the_ending(ending: LineEnding, wire: bytes) -> None:
+    assert frame_send(make_framer("crlf", 100), b"a\nb", ending) == wire
+
+
+def test_an_explicit_ending_follows_its_own_convention_in_any_framing() -> None:
+    assert frame_send(make_framer("nul", 100), b"a\nb", "crlf") == b"a\r\nb\r\n"
+    assert frame_send(make_framer("len16", 100), b"a\n", "lf") == b"a\n"
+    assert frame_send(make_framer("nul", 100), b"a", "framing") == b"a\x00"
+
+
+@given(st.text(alphabet=st.sampled_from("ab\r\n\x00é"), max_size=60) | st.text(max_size=60))
+def test_crlf_bytes_have_no_bare_lf_and_end_in_exactly_one_crlf(text: str) -> None:
+    wire = make_framer("crlf", 1000).encode(text.encode())
+    assert re.search(rb"(?<!\r)\n", wire) is None
+    assert wire.endswith(b"\r\n")
+    lines = text.encode().replace(b"\r\n", b"\n")  # the text's own line ends kept, one added
+    assert wire[:-2].replace(b"\r\n", b"\n") == lines.removesuffix(b"\n")
 
 
 def test_nul_terminated_keeps_cr_and_lf() -> None:

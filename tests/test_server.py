@@ -14,6 +14,7 @@ from webchat.hub import Hub
 from webchat.model import Message
 from webchat.roles import server as server_module
 from webchat.roles.net import bind_listener
+from webchat.roles.peer import PeerOptions
 from webchat.roles.server import TcpServer
 from webchat.store.memory import MemoryStore
 
@@ -22,15 +23,9 @@ pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("close_test_peers")]
 
 def make_server(rec: Recorder, **options: object) -> TcpServer:
     hub = Hub(MemoryStore(1000), [rec])
-    defaults: dict[str, object] = {
-        "framing": "line",
-        "max_line": 65536,
-        "max_clients": 0,
-        "relay": False,
-        "write_limit": 65536,
-        "drain_timeout": 5.0,
-    }
-    return TcpServer(hub, bind_listener("127.0.0.1", 0), **(defaults | options))  # type: ignore[arg-type]
+    role = {k: options.pop(k) for k in ("max_clients", "relay", "refusal") if k in options}
+    peers = PeerOptions(write_limit=65536, drain_timeout=5.0, **options)  # type: ignore[arg-type]
+    return TcpServer(hub, bind_listener("127.0.0.1", 0), peers, **role)  # type: ignore[arg-type]
 
 
 async def open_peer(server: TcpServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -83,6 +78,27 @@ async def test_partial_line_is_heard_after_silence() -> None:
     _, writer = await open_peer(server)
     writer.write(b"hello")
     await rec.wait(lambda: rec.texts() == ["hello"], timeout=2)
+    await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("options", "end"),
+    [({"framing": "crlf", "flush_after": None}, b"\r\n"), ({"flush_after": None}, b"\n")],
+)
+async def test_without_a_flush_a_line_split_by_a_pause_stays_one_line(
+    options: dict[str, object], end: bytes
+) -> None:
+    rec = Recorder()
+    server = make_server(rec, **options)
+    await server.start()
+    _, writer = await open_peer(server)
+    writer.write(b"PING :irc.exa")
+    await asyncio.sleep(0.5)  # longer than line framing's 0.2 s, and a retransmission's wait
+    assert rec.texts() == []
+    writer.write(b"mple.org" + end + b"tail")
+    await rec.wait(lambda: rec.texts() == ["PING :irc.example.org"])
+    writer.close()
+    await rec.wait(lambda: rec.texts() == ["PING :irc.example.org", "tail"])
     await server.stop()
 
 

@@ -47,3 +47,19 @@ def test_malformed_values_and_unusable_ones_are_told_apart() -> None:
     for flags, words in malformed:
         problem = cause(**flags)
         assert not isinstance(problem, Unusable) and words in str(problem)
+
+
+@pytest.mark.parametrize(
+    ("flags", "delay"),
+    [
+        ({}, 0.2),
+        ({"framing": "crlf"}, None),
+        ({"framing": "nul"}, None),
+        ({"flush_after": 0}, None),
+        ({"framing": "crlf", "flush_after": 1.5}, 1.5),
+    ],
+)
+def test_partial_lines_are_flushed_in_line_framing_only_unless_told(
+    flags: dict[str, Any], delay: float | None
+) -> None:
+    assert settings(**flags).peer_options.flush_after == delay

@@ -1,25 +1,33 @@
 """Sans-I/O framing: bytes from a TCP stream in, message payloads out.
 
 A framer never touches a socket, a task or a clock. `roles/peer.py` feeds it what
-`recv()` returned and calls `flush()` after `FLUSH_AFTER` seconds of silence,
-so a peer that sends `hello` without a newline (the seed client does) is
-still heard. Every buffer is bounded by `max_line`: past it a line is cut into
-pieces of that size, the way websockets' `StreamReader.read_line` refuses to
-buffer past its limit before any newline arrives.
+`recv()` returned and, in `line` framing, calls `flush()` after `FLUSH_AFTER`
+seconds of silence, so a peer that sends `hello` without a newline (the seed
+client does) is still heard. Strict protocols (`crlf`, `nul`, the length
+prefixes) wait for their terminator: a line that TCP delivers in two packets
+stays one line, however late the second comes (`--flush-after`).
+
+Every buffer is bounded by `max_line`: past it a line is cut into pieces of
+that size, the way websockets' `StreamReader.read_line` refuses to buffer
+past its limit before any newline arrives.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Protocol
 
 from webchat.types import FramingName, LineEnding
 
-FLUSH_AFTER = 0.2
-"""Seconds of silence after which a partial line is delivered as it is."""
+FLUSH_AFTER: dict[FramingName, float | None] = {"line": 0.2}
+"""Seconds of silence after which a partial line is delivered as it is, by framing;
+None (every other framing) waits for the terminator or the peer's close."""
 
 _LF = b"\n"
+_CRLF = b"\r\n"
 _CR = 0x0D
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 class FramingError(ValueError):
@@ -105,6 +113,8 @@ class DelimitedFramer:
         return [line]
 
     def encode(self, payload: bytes) -> bytes:
+        if self._strip_cr:  # the LF conventions: no bare LF in CRLF, never two endings
+            return end_lines(payload, self._suffix)
         return payload + self._suffix
 
     def _pieces(self, line: bytes) -> list[bytes]:
@@ -218,7 +228,7 @@ class RawFramer:
 
 FRAMERS: dict[FramingName, Callable[[int], Framer]] = {
     "line": LineFramer,
-    "crlf": lambda n: DelimitedFramer(n, _LF, b"\r\n", strip_cr=True),
+    "crlf": lambda n: DelimitedFramer(n, _LF, _CRLF, strip_cr=True),
     "raw": RawFramer,
     "nul": lambda n: DelimitedFramer(n, b"\x00", b"\x00", strip_cr=False),
     "len16": lambda n: LengthFramer(n, 2),
@@ -227,15 +237,22 @@ FRAMERS: dict[FramingName, Callable[[int], Framer]] = {
 """Every mode by its `--framing` name; a dict, so adding one is one line (h11's READERS)."""
 
 
-ENDINGS = {"none": b"", "lf": b"\n", "crlf": b"\r\n"}
+def end_lines(payload: bytes, ending: bytes) -> bytes:
+    """A payload in an LF-ended convention: with CRLF every bare LF becomes CRLF (SMTP
+    refuses a bare LF), and a payload that already ends in `ending` gets no second one."""
+    if ending == _CRLF and _LF in payload:
+        payload = _BARE_LF.sub(_CRLF, payload)
+    return payload if payload.endswith(ending) else payload + ending
 
 
 def frame_send(framer: Framer, payload: bytes, ending: LineEnding) -> bytes:
-    """The bytes a send writes: the framing's own encoding, or the payload with the ending
-    the sender chose (a hex send in `line` framing can then go out without an LF)."""
+    """The bytes a send writes: the framing's own encoding, the LF or CRLF convention
+    whatever the framing, or (`none`) the payload exactly as given."""
     if ending == "framing":
         return framer.encode(payload)
-    return payload + ENDINGS[ending]
+    if ending == "none":
+        return payload
+    return end_lines(payload, _LF if ending == "lf" else _CRLF)
 
 
 def make_framer(name: FramingName, max_line: int) -> Framer:

@@ -14,9 +14,11 @@ import ssl
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from webchat.framing import FLUSH_AFTER
 from webchat.model import split_host_port
 from webchat.notation import unescape
 from webchat.roles.net import PeerRules, client_tls, network, server_tls
+from webchat.roles.peer import PeerOptions
 from webchat.types import FramingName, RoleName
 
 
@@ -43,6 +45,12 @@ class Settings(BaseSettings):
     )
     max_line: int = Field(
         65536, ge=1, le=16 * 1024 * 1024, description="longest message in bytes; longer is split"
+    )
+    flush_after: float | None = Field(
+        None,
+        ge=0,
+        description="seconds of silence after which a partial line is delivered as it is; "
+        "0 waits for the terminator or the close (default: 0.2 for line framing, else 0)",
     )
     db: str | None = Field(
         None,
@@ -168,6 +176,19 @@ class Settings(BaseSettings):
     def speaks_tls(self) -> bool:
         """The client role speaks TLS: `--tls`, or a flag that only makes sense with it."""
         return self.tls or self.tls_ca is not None or self.tls_insecure
+
+    @property
+    def peer_options(self) -> PeerOptions:
+        """What every TCP peer of the role is told; `--flush-after 0` means never."""
+        delay = FLUSH_AFTER.get(self.framing) if self.flush_after is None else self.flush_after
+        return PeerOptions(
+            framing=self.framing,
+            max_line=self.max_line,
+            write_limit=self.write_limit,
+            drain_timeout=self.drain_timeout,
+            idle_timeout=self.idle_timeout,
+            flush_after=delay or None,
+        )
 
     @property
     def target(self) -> tuple[str, int]:

@@ -15,9 +15,9 @@ from typing import Any
 from webchat.framing import Framer, FramingError, frame_send, make_framer
 from webchat.hub import Hub
 from webchat.model import Entry, Event, Message
-from webchat.roles.peer import Peer
+from webchat.roles.peer import Peer, PeerOptions
 from webchat.store import StoreError
-from webchat.types import FramingName, LineEnding, RoleName
+from webchat.types import LineEnding, RoleName
 
 _Planned = tuple[Message, list[Peer], bytes]
 Send = tuple[bytes, str | None, LineEnding]
@@ -59,23 +59,15 @@ class RoleBase(abc.ABC):
     def __init__(
         self,
         hub: Hub,
-        framing: FramingName,
-        max_line: int,
-        write_limit: int,
-        drain_timeout: float,
-        idle_timeout: float | None,
+        options: PeerOptions,
     ) -> None:
         self._hub = hub
-        self.idle_timeout = idle_timeout
-        self.write_limit = write_limit
-        self.drain_timeout = drain_timeout
-        self._framing: FramingName = framing
-        self._max_line = max_line
+        self.options = options
         self.peers: dict[str, Peer] = {}
         self.changed = asyncio.Event()
         """Set when a peer comes or goes, or the connection's state changes."""
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._encoder = make_framer(framing, max_line)
+        self._encoder = self.framer()
 
     @property
     @abc.abstractmethod
@@ -96,7 +88,7 @@ class RoleBase(abc.ABC):
         return Peer(self)
 
     def framer(self) -> Framer:
-        return make_framer(self._framing, self._max_line)
+        return make_framer(self.options.framing, self.options.max_line)
 
     def record(self, entries: Sequence[Entry]) -> Coroutine[Any, Any, Sequence[Entry]]:
         return self._hub.record(entries)
@@ -155,7 +147,7 @@ class RoleBase(abc.ABC):
         try:
             wire = frame_send(self._encoder, data, ending)
         except FramingError as exc:
-            raise Unframeable(f"{self._framing} framing: {exc}") from None
+            raise Unframeable(f"{self.options.framing} framing: {exc}") from None
         return Message.sent(to, data), targets, wire
 
     async def send(self, data: bytes, to: str | None, ending: LineEnding = "framing") -> Entry:

@@ -17,8 +17,9 @@ from webchat.hub import Hub
 from webchat.model import Event, peer_name
 from webchat.roles.base import RoleBase, SendError
 from webchat.roles.net import backoff, describe_error
+from webchat.roles.peer import PeerOptions
 from webchat.store import StoreError
-from webchat.types import FramingName, RoleName
+from webchat.types import RoleName
 
 CONNECT_TIMEOUT = 10.0
 TLS_HANDSHAKE_TIMEOUT = 10.0
@@ -37,16 +38,12 @@ class TcpClient(RoleBase):
         hub: Hub,
         host: str,
         port: int,
+        options: PeerOptions,
         *,
-        framing: FramingName,
-        max_line: int,
-        write_limit: int,
-        drain_timeout: float,
-        idle_timeout: float | None = None,
         on_connect: Sequence[bytes] = (),
         tls: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(hub, framing, max_line, write_limit, drain_timeout, idle_timeout)
+        super().__init__(hub, options)
         self._on_connect = list(on_connect)
         self._tls = tls
         self._host = host

@@ -15,24 +15,41 @@ import asyncio
 import sys
 import time
 from collections.abc import Awaitable, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from webchat.framing import FLUSH_AFTER, Framer
+from webchat.framing import Framer
 from webchat.model import Entry, Event, Message, iso_utc, peer_name
 from webchat.roles.intake import Intake
 from webchat.roles.net import describe_error, keepalive
 from webchat.store import StoreError
+from webchat.types import FramingName
 
 HARD_LIMIT_FACTOR = 4
 """Past this multiple of write_limit a peer is dropped at once: the timeout must not cost memory."""
 
 
+@dataclass(frozen=True, slots=True)
+class PeerOptions:
+    """How every peer of a role behaves: one value, shared, read from `Settings`."""
+
+    framing: FramingName = "line"
+    max_line: int = 65536
+    write_limit: int = 1024 * 1024
+    drain_timeout: float = 10.0
+    idle_timeout: float | None = None
+    flush_after: float | None = 0.2
+    """Seconds of silence before a partial line is delivered; None waits for the terminator."""
+    half_close_linger: float | None = 10.0
+    """Seconds a peer that finished sending stays writable after our last write; None
+    takes its EOF as a close."""
+    telnet: bool = False
+
+
 class Owner(Protocol):
     """What a peer needs from its role; one reference per peer instead of several callables."""
 
-    idle_timeout: float | None
-    write_limit: int
-    drain_timeout: float
+    options: PeerOptions
 
     def record(self, entries: Sequence[Entry]) -> Awaitable[object]: ...
 
@@ -135,7 +152,7 @@ class Peer(asyncio.BufferedProtocol):
 
     def limit_writes(self) -> None:
         """Also after STARTTLS-like upgrades: `start_tls` hands back a new transport."""
-        self.transport.set_write_buffer_limits(high=self._owner.write_limit)
+        self.transport.set_write_buffer_limits(high=self._owner.options.write_limit)
 
     def admit(self) -> None:
         """The `connected` entry is kept: start reading (or record the departure at once)."""
@@ -175,8 +192,10 @@ class Peer(asyncio.BufferedProtocol):
             self._commit(payloads)
         if framer.error is not None:
             self.close(f"protocol error: {framer.error}")
-        elif framer.pending and self._flush_timer is None:
-            self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_AFTER, self._flush)
+        elif framer.pending and self._flush_timer is None and self._owner.options.flush_after:
+            self._flush_timer = asyncio.get_running_loop().call_later(
+                self._owner.options.flush_after, self._flush
+            )
 
     @property
     def framer(self) -> Framer:
@@ -199,23 +218,23 @@ class Peer(asyncio.BufferedProtocol):
             self._owner.spawn(self._finish())
 
     def _flush(self) -> None:
-        """After `FLUSH_AFTER` of silence, a partial line is delivered as it is."""
+        """After `--flush-after` seconds of silence, a partial line is delivered as it is."""
         self._flush_timer = None
         loop = asyncio.get_running_loop()
-        quiet = loop.time() - self._heard
-        if quiet < FLUSH_AFTER:
-            self._flush_timer = loop.call_later(FLUSH_AFTER - quiet, self._flush)
+        wait = (self._owner.options.flush_after or 0) - (loop.time() - self._heard)
+        if wait > 0:
+            self._flush_timer = loop.call_later(wait, self._flush)
         elif payloads := self.framer.flush():
             self._commit(payloads)
 
     def _arm_idle(self) -> None:
-        idle = self._owner.idle_timeout
+        idle = self._owner.options.idle_timeout
         if idle:
             wait = self._heard + idle - asyncio.get_running_loop().time()
             self._idle_timer = asyncio.get_running_loop().call_later(max(0.0, wait), self._idle)
 
     def _idle(self) -> None:
-        idle = self._owner.idle_timeout or 0
+        idle = self._owner.options.idle_timeout or 0
         if asyncio.get_running_loop().time() - self._heard >= idle:
             self.close(f"idle: said nothing for {idle:g} s (--idle-timeout)")
         else:
@@ -243,11 +262,11 @@ class Peer(asyncio.BufferedProtocol):
             return
         transport.write(b"".join(out) if len(out) > 1 else out[0])
         queued = transport.get_write_buffer_size()
-        if queued > self._owner.write_limit * HARD_LIMIT_FACTOR:
+        if queued > self._owner.options.write_limit * HARD_LIMIT_FACTOR:
             self.drop(f"not reading: {queued} bytes unsent")
 
     def pause_writing(self) -> None:
-        timeout = self._owner.drain_timeout
+        timeout = self._owner.options.drain_timeout
         why = f"not reading: write buffer full for {timeout:g} s"
         self._drain_timer = asyncio.get_running_loop().call_later(timeout, self.drop, why)
 

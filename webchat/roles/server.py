@@ -18,9 +18,9 @@ from webchat.hub import Hub
 from webchat.model import Event, peer_name
 from webchat.roles.base import RoleBase
 from webchat.roles.net import BACKLOG, describe_error
-from webchat.roles.peer import Peer
+from webchat.roles.peer import Peer, PeerOptions
 from webchat.roles.rejections import WINDOW, Rejections
-from webchat.types import FramingName, RoleName
+from webchat.types import RoleName
 
 TLS_HANDSHAKE_TIMEOUT = 10.0
 
@@ -34,18 +34,14 @@ class TcpServer(RoleBase):
         self,
         hub: Hub,
         sock: socket.socket,
+        options: PeerOptions,
         *,
-        framing: FramingName,
-        max_line: int,
-        max_clients: int,
-        relay: bool,
-        write_limit: int,
-        drain_timeout: float,
-        idle_timeout: float | None = None,
+        max_clients: int = 0,
+        relay: bool = False,
         refusal: Callable[[str], str | None] = lambda host: None,
         tls: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(hub, framing, max_line, write_limit, drain_timeout, idle_timeout)
+        super().__init__(hub, options)
         self._refusal = refusal
         self._tls = tls
         self._sock = sock

@@ -127,24 +127,18 @@ def build(settings: Settings, tcp_sock: socket.socket | None, store: Store | Non
 
 
 def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> RoleBase:
-    common: dict[str, Any] = {
-        "framing": settings.framing,
-        "max_line": settings.max_line,
-        "write_limit": settings.write_limit,
-        "drain_timeout": settings.drain_timeout,
-        "idle_timeout": settings.idle_timeout,
-    }
+    options = settings.peer_options
     if tcp_sock is None:
         host, port = settings.target
         return TcpClient(
-            hub, host, port, on_connect=settings.greeting, tls=settings.client_tls, **common
+            hub, host, port, options, on_connect=settings.greeting, tls=settings.client_tls
         )
     return TcpServer(
         hub,
         tcp_sock,
+        options,
         max_clients=settings.max_clients,
         relay=settings.relay,
         refusal=settings.rules.refusal,
         tls=settings.tcp_tls,
-        **common,
     )
