@@ -56,6 +56,7 @@ export function eventWords(e, role) {
   const words = {
     listening: () => `Waiting for a client... (${e.detail})`,
     connected: () => (role === "server" ? `Connected with ${e.peer}` : `Connected to server ${e.peer}`),
+    half_closed: () => `${e.peer} finished sending; you can still reply`,
     disconnected: () => `${e.peer} disconnected (${e.detail})`,
     rejected: () => `Rejected ${e.peer}: ${e.detail}`,
     connect_failed: () => `Cannot connect to ${e.peer}: ${e.detail}`,

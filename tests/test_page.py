@@ -49,7 +49,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def server() -> Iterator[Running]:
-    running = Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet")
+    """A closed `nc` looks like a half-close until the linger ends: keep that short."""
+    running = Running(
+        "server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--half-close-linger", "0.3"
+    )
     yield running
     running.stop()
 
@@ -96,6 +99,7 @@ def test_lines_flow_both_ways_between_page_and_socket(page: Page, server: Runnin
         assert recv_until(sock, b"\n") == b"hello tcp\n"
         expect(entry).to_have_value("")
         expect(log).to_contain_text("hello tcp")
+    expect(log).to_contain_text(f"{name} finished sending; you can still reply")
     expect(log).to_contain_text(f"{name} disconnected")
 
 

@@ -81,6 +81,42 @@ async def test_partial_line_is_heard_after_silence() -> None:
     await server.stop()
 
 
+async def test_a_half_closed_peer_keeps_getting_replies_then_is_closed_after_the_linger() -> None:
+    rec = Recorder()
+    server = make_server(rec, half_close_linger=0.5)
+    await server.start()
+    reader, writer = await open_peer(server)
+    writer.write(b"question?\nno newline")
+    writer.write_eof()
+    await rec.wait(lambda: rec.events("half_closed"))
+    assert rec.texts() == ["question?", "no newline"]  # its partial line is complete now
+    assert rec.events("half_closed")[0].detail == "peer finished sending"
+    (peer,) = server.peers.values()
+    assert peer.status()["half_closed"] is True
+    await asyncio.sleep(0.3)
+    await server.send(b"answer", None)  # a write restarts the linger
+    assert await reader.readline() == b"answer\n"
+    await asyncio.sleep(0.3)
+    assert not rec.events("disconnected")
+    assert await reader.read() == b""  # then our FIN
+    (gone,) = rec.events("disconnected")
+    assert gone.detail == "finished sending, and we said nothing more for 0.5 s"
+    await server.stop()
+
+
+async def test_without_half_close_an_eof_is_a_close() -> None:
+    rec = Recorder()
+    server = make_server(rec, half_close_linger=None)
+    await server.start()
+    reader, writer = await open_peer(server)
+    writer.write(b"q\n")
+    writer.write_eof()
+    assert await reader.read() == b""
+    await rec.wait(lambda: rec.events("disconnected"))
+    assert not rec.events("half_closed")
+    await server.stop()
+
+
 @pytest.mark.parametrize(
     ("options", "end"),
     [({"framing": "crlf", "flush_after": None}, b"\r\n"), ({"flush_after": None}, b"\n")],
@@ -159,7 +195,7 @@ async def test_relay_forwards_each_message_to_the_other_peers() -> None:
 
 async def test_departure_is_recorded_and_stop_sends_fin() -> None:
     rec = Recorder()
-    server = make_server(rec)
+    server = make_server(rec, half_close_linger=None)
     await server.start()
     _, leaving = await open_peer(server)
     staying_reader, _ = await open_peer(server)

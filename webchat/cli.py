@@ -124,6 +124,8 @@ def cli(ctx: click.Context) -> None:
 @option("deny", metavar="CIDR", multiple=True)
 @option("tcp_tls_cert", metavar="FILE")
 @option("tcp_tls_key", metavar="FILE")
+@option("half_close_linger", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS")
+@option("no_half_close")
 @apply(common_options)
 def server(**params: Any) -> None:
     """Listen for TCP clients and bridge them to the page (nc 127.0.0.1 9000 talks to it)."""

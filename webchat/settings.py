@@ -105,6 +105,15 @@ class Settings(BaseSettings):
     idle_timeout: float | None = Field(
         None, gt=0, description="close a TCP peer that has said nothing for this many seconds"
     )
+    half_close_linger: float = Field(
+        10.0,
+        gt=0,
+        description="server: a TCP peer that finished sending (half-close) stays open for "
+        "replies this many seconds after our last write",
+    )
+    no_half_close: bool = Field(
+        False, description="server: take a TCP peer's half-close as a close, as webchat 0.1 did"
+    )
 
     replay: int = Field(500, ge=0, description="entries a new /ws subscriber gets without ?after=")
     write_limit: int = Field(
@@ -188,6 +197,9 @@ class Settings(BaseSettings):
             drain_timeout=self.drain_timeout,
             idle_timeout=self.idle_timeout,
             flush_after=delay or None,
+            half_close_linger=(
+                None if self.no_half_close or self.role == "client" else self.half_close_linger
+            ),
         )
 
     @property

@@ -10,7 +10,13 @@ from typing import Literal, get_args
 
 Direction = Literal["in", "out"]
 EventKind = Literal[
-    "listening", "connected", "disconnected", "rejected", "connect_failed", "cleared"
+    "listening",
+    "connected",
+    "half_closed",
+    "disconnected",
+    "rejected",
+    "connect_failed",
+    "cleared",
 ]
 FramingName = Literal["line", "crlf", "raw", "nul", "len16", "len32"]
 LineEnding = Literal["framing", "none", "lf", "crlf"]

@@ -40,9 +40,9 @@ class PeerOptions:
     idle_timeout: float | None = None
     flush_after: float | None = 0.2
     """Seconds of silence before a partial line is delivered; None waits for the terminator."""
-    half_close_linger: float | None = 10.0
+    half_close_linger: float | None = None
     """Seconds a peer that finished sending stays writable after our last write; None
-    takes its EOF as a close."""
+    (the client role, `--no-half-close`) takes its EOF as a close."""
     telnet: bool = False
 
 
@@ -83,6 +83,7 @@ class Peer(asyncio.BufferedProtocol):
         "_early",
         "_flush_timer",
         "_framer",
+        "_half_closed",
         "_heard",
         "_idle_timer",
         "_intake",
@@ -113,6 +114,7 @@ class Peer(asyncio.BufferedProtocol):
         self.handshaking = False
         self._state = "new"  # new -> open -> closed; "gone" when lost before it was admitted
         self._early = b""
+        self._half_closed = False
         self._out: list[bytes] | None = None
         self._heard = 0.0
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -130,6 +132,7 @@ class Peer(asyncio.BufferedProtocol):
             "bytes_out": self.bytes_out,
             "last_activity": iso_utc(self.active_at),
             "pending": pending + sum(map(len, self._out or ())),
+            "half_closed": self._half_closed,
         }
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -204,11 +207,14 @@ class Peer(asyncio.BufferedProtocol):
         return self._framer
 
     def _commit(self, payloads: list[bytes]) -> None:
+        name, now = self.name, time.time()  # the lines of one read arrived together
+        self._take([Message.received(name, p, now) for p in payloads])
+
+    def _take(self, entries: list[Entry]) -> None:
         if self._intake is None:
             owner = self._owner
             self._intake = Intake(owner.record, owner.spawn, self._pause, self._resume)
-        name, now = self.name, time.time()  # the lines of one read arrived together
-        self._intake.take([Message.received(name, p, now) for p in payloads], self._kept)
+        self._intake.take(entries, self._kept)
 
     def _kept(self, failure: StoreError | None) -> None:
         if failure is not None:
@@ -228,20 +234,56 @@ class Peer(asyncio.BufferedProtocol):
             self._commit(payloads)
 
     def _arm_idle(self) -> None:
-        idle = self._owner.options.idle_timeout
-        if idle:
-            wait = self._heard + idle - asyncio.get_running_loop().time()
-            self._idle_timer = asyncio.get_running_loop().call_later(max(0.0, wait), self._idle)
+        """One timer for two waits: `--idle-timeout` while the peer talks, and
+        `--half-close-linger` (counted from our last write) once it finished sending."""
+        loop = asyncio.get_running_loop()
+        if self._half_closed:
+            linger = self._owner.options.half_close_linger or 0
+            wait = self.active_at + linger - time.time()
+        elif idle := self._owner.options.idle_timeout:
+            wait = self._heard + idle - loop.time()
+        else:
+            return
+        self._idle_timer = loop.call_later(max(0.0, wait), self._idle)
 
     def _idle(self) -> None:
-        idle = self._owner.options.idle_timeout or 0
-        if asyncio.get_running_loop().time() - self._heard >= idle:
+        self._idle_timer = None
+        if self._half_closed:
+            linger = self._owner.options.half_close_linger or 0
+            if time.time() - self.active_at >= linger:
+                self.close(f"finished sending, and we said nothing more for {linger:g} s")
+                return
+        elif asyncio.get_running_loop().time() - self._heard >= (
+            idle := self._owner.options.idle_timeout or 0
+        ):
             self.close(f"idle: said nothing for {idle:g} s (--idle-timeout)")
-        else:
-            self._arm_idle()
+            return
+        self._arm_idle()
 
     def eof_received(self) -> bool:
-        return False  # a half-close is taken as a close (for now)
+        """The peer shut its write side (`nc -N`, `shutdown(SHUT_WR)`): keep it writable,
+        so a piped request still gets its reply. TLS has no half-close (asyncio closes)."""
+        options = self._owner.options
+        if self._half_closed:  # told again after a resume_reading()
+            return True
+        if (
+            options.half_close_linger is None
+            or self._state != "open"
+            or self.transport.get_extra_info("ssl_object") is not None
+        ):
+            return False
+        self._half_closed = True
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self.active_at = time.time()
+        tail: list[Entry] = [Message.received(self.name, p) for p in self.framer.flush()]
+        tail.append(Event("half_closed", self.name, "peer finished sending"))
+        self._take(tail)
+        self._arm_idle()
+        return True
 
     def write(self, data: bytes) -> None:
         """Queue `data`; what is written in one loop iteration goes out as one write(2)
@@ -322,5 +364,5 @@ class Peer(asyncio.BufferedProtocol):
             self.transport.pause_reading()
 
     def _resume(self) -> None:
-        if self._state == "open" and not self.transport.is_closing():
+        if self._state == "open" and not self._half_closed and not self.transport.is_closing():
             self.transport.resume_reading()

@@ -1,0 +1,237 @@
+"""webchat against real programs nobody here wrote: nc, ngircd, redis-server, telnet.
+
+Each program is started by the test on a free loopback port and stopped by its PID;
+`.ci/run` installs the Debian packages when they are missing, and a test whose
+program is absent skips and says which package it needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Running, wait_until
+
+
+def need(program: str, package: str) -> str:
+    path = shutil.which(program) or (
+        f"/usr/sbin/{program}" if Path(f"/usr/sbin/{program}").exists() else None
+    )
+    if path is None:
+        pytest.skip(f"{program} is missing: apt-get install {package}")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def api(running: Running) -> httpx.Client:
+    return httpx.Client(base_url=f"http://127.0.0.1:{running.http_port}", timeout=10)
+
+
+def entries(running: Running, **query: Any) -> list[dict[str, Any]]:
+    with api(running) as http:
+        listed: list[dict[str, Any]] = http.get(
+            "/api/messages", params={"limit": 1000, **query}
+        ).json()["messages"]
+        return listed
+
+
+def texts(running: Running, direction: str = "in") -> list[str]:
+    return [e["text"] for e in entries(running, direction=direction)]
+
+
+def kinds(running: Running) -> list[str]:
+    return [e["kind"] for e in entries(running) if e["type"] == "event"]
+
+
+@pytest.fixture
+def server() -> Iterator[Running]:
+    with Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet") as running:
+        yield running
+
+
+def test_a_request_piped_into_nc_gets_the_pages_reply(server: Running) -> None:
+    nc = need("nc", "netcat-openbsd")
+    piped = subprocess.Popen(
+        [nc, "-N", "127.0.0.1", str(server.tcp_port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert piped.stdin is not None and piped.stdout is not None
+        piped.stdin.write(b"question?\n")
+        piped.stdin.close()  # nc -N: shutdown(SHUT_WR) after stdin's EOF, then keep reading
+        wait_until(lambda: "half_closed" in kinds(server))
+        time.sleep(0.5)  # a reply some time later, as a person would type it
+        with api(server) as http:
+            assert http.post("/api/messages", json={"text": "answer!"}).status_code == 202
+        assert piped.stdout.readline() == b"answer!\n"
+        assert texts(server) == ["question?"]
+        half = [e for e in entries(server) if e.get("kind") == "half_closed"]
+        assert half[0]["detail"] == "peer finished sending"
+    finally:
+        stop(piped)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a program this test started, by its PID, and close its pipes."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(5)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+class SlowLink:
+    """A TCP relay that delivers each chunk from the server in two packets 0.3 s apart, as a
+    retransmission would: the line framing must not cut a line at the pause."""
+
+    def __init__(self, upstream: int, pause: float = 0.3) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self._upstream, self._pause = upstream, pause
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            near, _ = self.listener.accept()
+            far = socket.create_connection(("127.0.0.1", self._upstream))
+            for source, sink, split in ((far, near, True), (near, far, False)):
+                thread = threading.Thread(
+                    target=self._pump, args=(source, sink, split), daemon=True
+                )
+                thread.start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, split: bool) -> None:
+        with contextlib.suppress(OSError), source, sink:
+            while chunk := source.recv(65536):
+                if split and len(chunk) > 1:
+                    sink.sendall(chunk[: len(chunk) // 2])
+                    time.sleep(self._pause)
+                    chunk = chunk[len(chunk) // 2 :]
+                sink.sendall(chunk)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def ngircd(tmp_path: Path) -> Iterator[int]:
+    program = need("ngircd", "ngircd")
+    port = free_port()
+    conf = tmp_path / "ngircd.conf"
+    conf.write_text(
+        "[Global]\nName = irc.example.org\nInfo = webchat test\nListen = 127.0.0.1\n"
+        f'Ports = {port}\nMotdPhrase = "hello from ngircd"\nPidFile = {tmp_path}/ngircd.pid\n'
+        "[Options]\nPAM = no\nDNS = no\nIdent = no\n"
+    )
+    proc = subprocess.Popen(
+        [program, "-n", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_until(lambda: port_open(port))
+        yield port
+    finally:
+        stop(proc)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_irc_lines_split_across_a_pause_stay_whole_in_crlf_framing(ngircd: int) -> None:
+    link = SlowLink(ngircd)
+    try:
+        with Running(
+            "client",
+            "--connect",
+            f"127.0.0.1:{link.port}",
+            "--http-port",
+            "0",
+            "--quiet",
+            "--framing",
+            "crlf",
+            "--on-connect",
+            "NICK tester",
+            "--on-connect",
+            "USER tester 0 * :webchat test",
+        ) as running:
+            wait_until(lambda: any(" 376 " in t for t in texts(running)), timeout=20)
+            with api(running) as http:
+                assert http.post("/api/messages", json={"text": "PING :split"}).status_code == 202
+            wait_until(
+                lambda: any(t.endswith("PONG irc.example.org :split") for t in texts(running)),
+                timeout=10,
+            )
+            received = texts(running)
+            assert all(t.startswith(":irc.example.org ") for t in received), received
+            assert any(t.startswith(":irc.example.org 001 tester :Welcome") for t in received)
+    finally:
+        link.close()
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[int]:
+    program = need("redis-server", "redis-server")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            program,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(lambda: port_open(port))
+        yield port
+    finally:
+        stop(proc)
+
+
+def test_redis_inline_commands_in_crlf_framing(redis: int) -> None:
+    with (
+        Running(
+            "client",
+            "--connect",
+            f"127.0.0.1:{redis}",
+            "--http-port",
+            "0",
+            "--quiet",
+            "--framing",
+            "crlf",
+        ) as running,
+        api(running) as http,
+    ):
+        wait_until(lambda: "connected" in kinds(running))
+        for text in ("PING", "SET greeting hello", "GET greeting", "GET missing"):
+            assert http.post("/api/messages", json={"text": text}).status_code == 202
+        wait_until(lambda: len(texts(running)) >= 5)
+        assert texts(running) == ["+PONG", "+OK", "$5", "hello", "$-1"]
