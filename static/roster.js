@@ -62,7 +62,8 @@ export class Roster {
     figures.className = "figures";
     figures.textContent =
       `since ${time(p.connected_at)} · in ${bytes(p.bytes_in)} · out ${bytes(p.bytes_out)} · ` +
-      `last ${time(p.last_activity)}` + (p.pending ? ` · pending ${bytes(p.pending)}` : "");
+      `last ${time(p.last_activity)}` + (p.pending ? ` · pending ${bytes(p.pending)}` : "") +
+      (p.half_closed ? " · finished sending" : "");
     if (growing) {
       li.classList.add("growing");
       figures.textContent += " ⚠ not reading";
