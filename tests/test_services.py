@@ -235,3 +235,73 @@ def test_redis_inline_commands_in_crlf_framing(redis: int) -> None:
             assert http.post("/api/messages", json={"text": text}).status_code == 202
         wait_until(lambda: len(texts(running)) >= 5)
         assert texts(running) == ["+PONG", "+OK", "$5", "hello", "$-1"]
+
+
+def test_the_telnet_client_gets_clean_lines_both_ways() -> None:
+    telnet = need("telnet", "telnet")
+    with Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--telnet") as running:
+        client = subprocess.Popen(
+            [telnet, "127.0.0.1", str(running.tcp_port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert client.stdin is not None and client.stdout is not None
+            wait_until(lambda: "connected" in kinds(running))
+            client.stdin.write(b"hello from telnet\n")
+            client.stdin.flush()
+            wait_until(lambda: texts(running) == ["hello from telnet"])
+            with api(running) as http:
+                sent = http.post("/api/messages", json={"text": "first\nsecond \xff"})
+                assert sent.status_code == 202
+            seen = b""
+            while b"second" not in seen:
+                seen += client.stdout.readline()
+            assert seen.endswith(b"'^]'.\nfirst\nsecond \xc3\xbf\n")  # nothing but the lines
+        finally:
+            stop(client)
+
+
+def test_the_client_role_refuses_a_telnet_servers_options() -> None:
+    """A scripted telnet server: it offers options, sends a prompt, and ends lines CR NUL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    answers: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(b"\xff\xfd\x01\xff\xfb\x03\xff\xfd\x1fWelcome\r\x00to \xff\xff\r\nlogin: ")
+            conn.settimeout(5)
+            data = b""
+            while len(data) < 9 or not data.endswith(b"\r\n"):
+                data += conn.recv(100)
+            answers.append(data)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with Running(
+            "client",
+            "--connect",
+            f"127.0.0.1:{listener.getsockname()[1]}",
+            "--http-port",
+            "0",
+            "--quiet",
+            "--telnet",
+        ) as running:
+            wait_until(lambda: len(texts(running)) == 3)
+            assert texts(running) == ["Welcome", "to \ufffd", "login: "]
+            # "to " and one 0xff byte
+            assert entries(running, q="to ", direction="in")[0]["b64"] == "dG8g/w=="
+            (event,) = [e for e in entries(running) if e.get("kind") == "telnet"]
+            assert event["detail"] == (
+                "DO ECHO, WILL SUPPRESS-GO-AHEAD, DO NAWS; "
+                "answered WONT ECHO, DONT SUPPRESS-GO-AHEAD, WONT NAWS"
+            )
+            with api(running) as http:
+                assert http.post("/api/messages", json={"text": "bob"}).status_code == 202
+            thread.join(5)
+            assert answers == [b"\xff\xfc\x01\xff\xfe\x03\xff\xfc\x1fbob\r\n"]
+    finally:
+        listener.close()

@@ -78,6 +78,7 @@ common_options = [
     option("framing", type=click.Choice(FRAMING_NAMES)),
     option("max_line", type=click.IntRange(1, 16 * 1024 * 1024), metavar="BYTES"),
     option("flush_after", type=click.FloatRange(min=0), metavar="SECONDS"),
+    option("telnet"),
     option("max_history", type=click.IntRange(1), metavar="N"),
     option("db", metavar="PATH"),
     option("fsync"),
@@ -247,6 +248,8 @@ def describe_start(
         what = f"TCP client to {settings.connect}{tls}"
     delay = settings.peer_options.flush_after
     partial = f"partial lines after {delay:g} s" if delay else "partial lines wait"
+    if settings.telnet:
+        partial += ", telnet"
     return (
         f"webchat: page at {page} - {what}, {settings.framing} framing ({partial}), "
         f"transcript in {store.where}"

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
         description="server: a TCP peer that finished sending (half-close) stays open for "
         "replies this many seconds after our last write",
     )
+    telnet: bool = Field(
+        False,
+        description="speak telnet: refuse every option offered (as ncat -t), keep IAC "
+        "sequences out of the text, end lines at CR LF and CR NUL, send CRLF in line framing",
+    )
     no_half_close: bool = Field(
         False, description="server: take a TCP peer's half-close as a close, as webchat 0.1 did"
     )
@@ -197,6 +202,7 @@ class Settings(BaseSettings):
             drain_timeout=self.drain_timeout,
             idle_timeout=self.idle_timeout,
             flush_after=delay or None,
+            telnet=self.telnet,
             half_close_linger=(
                 None if self.no_half_close or self.role == "client" else self.half_close_linger
             ),

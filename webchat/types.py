@@ -13,6 +13,7 @@ EventKind = Literal[
     "listening",
     "connected",
     "half_closed",
+    "telnet",
     "disconnected",
     "rejected",
     "connect_failed",

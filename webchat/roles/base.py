@@ -17,6 +17,7 @@ from webchat.hub import Hub
 from webchat.model import Entry, Event, Message
 from webchat.roles.peer import Peer, PeerOptions
 from webchat.store import StoreError
+from webchat.telnet import escape
 from webchat.types import LineEnding, RoleName
 
 _Planned = tuple[Message, list[Peer], bytes]
@@ -67,7 +68,9 @@ class RoleBase(abc.ABC):
         self.changed = asyncio.Event()
         """Set when a peer comes or goes, or the connection's state changes."""
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._encoder = self.framer()
+        # Telnet's line end is CRLF (RFC 854): `line` framing sends it under --telnet.
+        framing = "crlf" if options.telnet and options.framing == "line" else options.framing
+        self._encoder = make_framer(framing, options.max_line)
 
     @property
     @abc.abstractmethod
@@ -148,6 +151,8 @@ class RoleBase(abc.ABC):
             wire = frame_send(self._encoder, data, ending)
         except FramingError as exc:
             raise Unframeable(f"{self.options.framing} framing: {exc}") from None
+        if self.options.telnet:
+            wire = escape(wire)
         return Message.sent(to, data), targets, wire
 
     async def send(self, data: bytes, to: str | None, ending: LineEnding = "framing") -> Entry:

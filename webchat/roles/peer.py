@@ -23,6 +23,7 @@ from webchat.model import Entry, Event, Message, iso_utc, peer_name
 from webchat.roles.intake import Intake
 from webchat.roles.net import describe_error, keepalive
 from webchat.store import StoreError
+from webchat.telnet import TelnetFilter
 from webchat.types import FramingName
 
 HARD_LIMIT_FACTOR = 4
@@ -44,6 +45,7 @@ class PeerOptions:
     """Seconds a peer that finished sending stays writable after our last write; None
     (the client role, `--no-half-close`) takes its EOF as a close."""
     telnet: bool = False
+    """Refuse telnet options, keep IAC sequences out of the text, end lines at CR NUL too."""
 
 
 class Owner(Protocol):
@@ -90,6 +92,7 @@ class Peer(asyncio.BufferedProtocol):
         "_out",
         "_owner",
         "_state",
+        "_telnet",
         "active_at",
         "bytes_in",
         "bytes_out",
@@ -121,6 +124,7 @@ class Peer(asyncio.BufferedProtocol):
         self._idle_timer: asyncio.TimerHandle | None = None
         self._drain_timer: asyncio.TimerHandle | None = None
         self._intake: Intake | None = None  # likewise
+        self._telnet = TelnetFilter() if owner.options.telnet else None
 
     def status(self) -> dict[str, object]:
         """What the roster shows; `pending` growing is the sign of a peer that stopped reading."""
@@ -188,6 +192,8 @@ class Peer(asyncio.BufferedProtocol):
         self.bytes_in += len(data)
         self._heard = asyncio.get_running_loop().time()
         self.active_at = time.time()
+        if self._telnet is not None:
+            data = self._negotiate(data)
         self._owner.relay(self, data)
         framer = self.framer
         payloads = framer.feed(data)
@@ -199,6 +205,16 @@ class Peer(asyncio.BufferedProtocol):
             self._flush_timer = asyncio.get_running_loop().call_later(
                 self._owner.options.flush_after, self._flush
             )
+
+    def _negotiate(self, data: bytes) -> bytes:
+        """`--telnet`: refuse the options offered, record what was said, keep the text."""
+        assert self._telnet is not None
+        filtered = self._telnet.feed(data)
+        if filtered.reply:
+            self.write(filtered.reply)
+        if filtered.notes:
+            self._take([Event("telnet", self.name, filtered.describe())])
+        return filtered.data
 
     @property
     def framer(self) -> Framer:

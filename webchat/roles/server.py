@@ -20,6 +20,7 @@ from webchat.roles.base import RoleBase
 from webchat.roles.net import BACKLOG, describe_error
 from webchat.roles.peer import Peer, PeerOptions
 from webchat.roles.rejections import WINDOW, Rejections
+from webchat.telnet import escape
 from webchat.types import RoleName
 
 TLS_HANDSHAKE_TIMEOUT = 10.0
@@ -148,6 +149,8 @@ class TcpServer(RoleBase):
     def relay(self, peer: Peer, data: bytes) -> None:
         """`--relay`: forward the bytes as they came to every other peer, as `ncat --broker`."""
         if self._relay:
+            if self.options.telnet:
+                data = escape(data)
             for other in self.peers.values():
                 if other is not peer:
                     other.write(data)
