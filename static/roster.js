@@ -68,7 +68,20 @@ export class Roster {
       li.classList.add("growing");
       figures.textContent += " ⚠ not reading";
     }
-    li.append(button, figures);
+    if (p.tls) {
+      const lock = document.createElement("span");
+      lock.className = "lock";
+      lock.textContent = "🔒";
+      lock.title = [
+        `${p.tls.version} ${p.tls.cipher}`,
+        p.tls.peer_cert_subject ? `certificate: ${p.tls.peer_cert_subject}` : "certificate not verified",
+        p.tls.peer_cert_sha256 ? `SHA-256: ${p.tls.peer_cert_sha256}` : "",
+      ].filter(Boolean).join("\n");
+      lock.setAttribute("aria-label", `TLS: ${lock.title}`);
+      li.append(button, lock, figures);
+    } else {
+      li.append(button, figures);
+    }
     return li;
   }
 

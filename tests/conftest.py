@@ -88,6 +88,19 @@ def dial(address: str) -> socket.socket:
     return sock
 
 
+def free_port() -> int:
+    """A loopback port free now, for a program that takes a port number, not a socket."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def recv_until(sock: socket.socket, ending: bytes, limit: int = 1 << 20) -> bytes:
     data = b""
     while not data.endswith(ending):

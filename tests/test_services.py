@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Running, wait_until
+from tests.conftest import Running, free_port, port_open, wait_until
 
 
 def need(program: str, package: str) -> str:
@@ -30,13 +30,6 @@ def need(program: str, package: str) -> str:
     if path is None:
         pytest.skip(f"{program} is missing: apt-get install {package}")
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def api(running: Running) -> httpx.Client:
@@ -150,11 +143,6 @@ def ngircd(tmp_path: Path) -> Iterator[int]:
         yield port
     finally:
         stop(proc)
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_irc_lines_split_across_a_pause_stay_whole_in_crlf_framing(ngircd: int) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from webchat.model import Event, Message
+from webchat.model import Event, Message, TlsDetails
 from webchat.store import Match, Store, StoreError
 from webchat.store.memory import MemoryStore
 from webchat.store.schema import MIGRATIONS, SCHEMA, scan
@@ -208,6 +208,30 @@ async def test_a_first_schema_file_is_migrated_and_keeps_its_entries(tmp_path: P
     store = SqliteStore(str(path), 10)
     assert store.epoch and [e.text for e in await store.read()] == ["hi"]  # type: ignore[union-attr]
     await store.close()
+
+
+async def test_an_events_tls_details_are_kept_and_old_files_read_without_them(
+    tmp_path: Path,
+) -> None:
+    tls: TlsDetails = {
+        "version": "TLSv1.3",
+        "cipher": "TLS_AES_256_GCM_SHA384",
+        "peer_cert_subject": "CN=localhost",
+        "peer_cert_sha256": "ab" * 32,
+    }
+    path = str(tmp_path / "tls.db")
+    store = SqliteStore(path, 10)
+    await store.append([Event("connected", "p", "1 connected", tls=tls), Event("rejected", "q")])
+    await store.close()
+    store = SqliteStore(path, 10)
+    kept = await store.read()
+    assert [e.tls for e in kept] == [tls, None]  # type: ignore[union-attr]
+    await store.close()
+    old = tmp_path / "v2.db"
+    with sqlite3.connect(old) as conn:
+        conn.executescript(MIGRATIONS[1] + MIGRATIONS[2] + "PRAGMA user_version = 2;")
+        conn.execute("INSERT INTO entries VALUES (3, 0, 'connected', 'p', '1 connected')")
+    assert [e.tls for page in scan(str(old)) for e in page] == [None]  # type: ignore[union-attr]
 
 
 async def test_one_file_has_one_writer(tmp_path: Path) -> None:

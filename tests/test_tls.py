@@ -17,7 +17,7 @@ import pytest
 import trustme
 from websockets.sync.client import connect as ws_connect
 
-from tests.conftest import Running, dial, wait_until
+from tests.conftest import Running, dial, free_port, port_open, wait_until
 from tests.test_api import make_client, tcp_address
 
 
@@ -176,3 +176,78 @@ def test_a_bad_certificate_file_is_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert str(bogus) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def client_pems(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A client certificate from the same CA, and a CA nobody trusts for the stranger."""
+    where = tmp_path_factory.mktemp("mtls")
+    issued = ca.issue_cert("webchat-client@example.org", common_name="webchat client")
+    stranger = trustme.CA().issue_cert("stranger@example.org", common_name="stranger")
+    paths = {"cert": where / "client.pem", "stranger": where / "stranger.pem"}
+    issued.private_key_and_cert_chain_pem.write_to_path(str(paths["cert"]))
+    stranger.private_key_and_cert_chain_pem.write_to_path(str(paths["stranger"]))
+    return {name: str(path) for name, path in paths.items()}
+
+
+def s_client(port: int, pems: dict[str, str], *cert: str) -> subprocess.CompletedProcess[bytes]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is missing: apt-get install openssl")
+    return subprocess.run(
+        [openssl, "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", pems["ca"],
+         "-quiet", "-no_ign_eof", *cert],
+        input=b"hello over mtls\n", capture_output=True, timeout=20,
+    )  # fmt: skip
+
+
+def test_an_mtls_server_refuses_a_peer_without_a_certificate_and_shows_who_connected(
+    pems: dict[str, str], client_pems: dict[str, str]
+) -> None:
+    with make_client(tcp_tls_cert=pems["cert"], tcp_tls_client_ca=pems["ca"]) as client:
+        port = int(tcp_address(client).rpartition(":")[2])
+        s_client(port, pems)
+        refused = wait_until(lambda: events(client, "rejected"))
+        assert "TLS handshake failed" in refused[0]["detail"]
+        assert "certificate" in refused[0]["detail"]
+        stranger = s_client(port, pems, "-cert", client_pems["stranger"])
+        assert b"hello" not in stranger.stdout  # refused too (its entry is counted, not shown)
+        s_client(port, pems, "-cert", client_pems["cert"])
+        (connected,) = wait_until(lambda: events(client, "connected"))
+        tls = connected["tls"]
+        assert tls["version"] in ("TLSv1.2", "TLSv1.3") and tls["cipher"]
+        assert "CN=webchat client" in tls["peer_cert_subject"]
+        assert len(tls["peer_cert_sha256"]) == 64
+        found = wait_until(lambda: client.get("/api/messages?q=over mtls").json()["messages"])
+        assert found[0]["text"] == "hello over mtls"
+
+
+def test_the_client_role_shows_its_certificate_to_an_openssl_server_that_requires_one(
+    pems: dict[str, str], client_pems: dict[str, str]
+) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is missing: apt-get install openssl")
+    port = free_port()
+    server = subprocess.Popen(
+        [openssl, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", pems["cert"],
+         "-CAfile", pems["ca"], "-Verify", "1", "-quiet"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: port_open(port))
+        options = {"role": "client", "connect": f"127.0.0.1:{port}", "tls_ca": pems["ca"]}
+        with make_client(**options, tls_cert=client_pems["cert"]) as client:
+            (connected,) = wait_until(lambda: events(client, "connected"))
+            assert connected["tls"]["peer_cert_subject"]  # the server's, verified
+            status = client.get("/api/status").json()
+            assert status["peers"][0]["tls"] == connected["tls"]
+            assert client.post("/api/messages", json={"text": "client cert ok"}).status_code == 202
+            assert server.stdout is not None
+            assert server.stdout.readline() == b"client cert ok\n"
+    finally:
+        server.kill()
+        server.wait(5)
+        for pipe in (server.stdin, server.stdout):
+            if pipe is not None:
+                pipe.close()

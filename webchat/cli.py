@@ -125,6 +125,7 @@ def cli(ctx: click.Context) -> None:
 @option("deny", metavar="CIDR", multiple=True)
 @option("tcp_tls_cert", metavar="FILE")
 @option("tcp_tls_key", metavar="FILE")
+@option("tcp_tls_client_ca", metavar="FILE")
 @option("half_close_linger", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS")
 @option("no_half_close")
 @apply(common_options)
@@ -138,6 +139,8 @@ def server(**params: Any) -> None:
 @option("on_connect", metavar="TEXT", multiple=True)
 @option("tls")
 @option("tls_ca", metavar="FILE")
+@option("tls_cert", metavar="FILE")
+@option("tls_key", metavar="FILE")
 @option("tls_insecure")
 @apply(http_options)
 @apply(common_options)
@@ -242,6 +245,7 @@ def describe_start(
     if tcp is not None:
         relay = " (relay on)" if settings.relay else ""
         tls = " with TLS" if settings.tcp_tls_cert else ""
+        tls += " (client certificates required)" if settings.tcp_tls_client_ca else ""
         what = f"TCP server on {peer_name(*tcp.getsockname()[:2])}{tls}{relay}"
     else:
         tls = " with TLS" if settings.speaks_tls else ""

@@ -55,6 +55,8 @@ class Event:
     detail: str = ""
     ts: float = dataclasses.field(default_factory=time.time)
     id: int = 0
+    tls: TlsDetails | None = None
+    """A connection's TLS, on `connected` and `tls` events of TLS peers."""
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:
@@ -62,6 +64,8 @@ class Event:
 
 
 Entry = Message | Event
+TlsDetails = dict[str, str | None]
+"""`version`, `cipher`, `peer_cert_subject`, `peer_cert_sha256`."""
 
 
 def stamp(entry: Entry, entry_id: int) -> None:

@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from webchat.framing import FLUSH_AFTER
 from webchat.model import split_host_port
 from webchat.notation import unescape
-from webchat.roles.net import PeerRules, client_tls, network, server_tls
+from webchat.roles.net import PeerRules, client_tls, network, require_client_certs, server_tls
 from webchat.roles.peer import PeerOptions
 from webchat.types import FramingName, RoleName
 
@@ -86,6 +86,14 @@ class Settings(BaseSettings):
     tcp_tls_key: str | None = Field(None, description="server: the key for --tcp-tls-cert")
     tls: bool = Field(False, description="client: speak TLS to the server (SNI from the host)")
     tls_ca: str | None = Field(None, description="client: trust this CA file (default: system CAs)")
+    tls_cert: str | None = Field(
+        None, description="client: show this PEM certificate when the server asks (mTLS)"
+    )
+    tls_key: str | None = Field(None, description="client: the key for --tls-cert")
+    tcp_tls_client_ca: str | None = Field(
+        None,
+        description="server: require TLS peers to show a certificate signed by this CA (mTLS)",
+    )
     tls_insecure: bool = Field(
         False, description="client: do not verify the server's certificate (warns)"
     )
@@ -168,17 +176,29 @@ class Settings(BaseSettings):
     def _parsed(self) -> Settings:
         if self.role == "client" and self.connect is None:
             raise ValueError("the client role needs --connect HOST:PORT (or WEBCHAT_CONNECT)")
-        for key, cert in (("tcp_tls", self.tcp_tls_cert), ("http_tls", self.http_tls_cert)):
+        if self.tcp_tls_client_ca and not self.tcp_tls_cert:
+            raise ValueError(
+                "--tcp-tls-client-ca needs --tcp-tls-cert: client certificates are TLS"
+            )
+        for key, cert in (
+            ("tcp_tls", self.tcp_tls_cert),
+            ("http_tls", self.http_tls_cert),
+            ("tls", self.tls_cert),
+        ):
             if getattr(self, f"{key}_key") and not cert:
                 flag = key.replace("_", "-")
                 raise ValueError(f"--{flag}-key needs --{flag}-cert")
         try:
             if self.tcp_tls_cert:
                 self._tcp_tls = server_tls(self.tcp_tls_cert, self.tcp_tls_key)
+                if self.tcp_tls_client_ca:
+                    require_client_certs(self._tcp_tls, self.tcp_tls_client_ca)
             if self.http_tls_cert:
                 server_tls(self.http_tls_cert, self.http_tls_key)
             if self.speaks_tls:
-                self._client_tls = client_tls(self.tls_ca, self.tls_insecure)
+                self._client_tls = client_tls(
+                    self.tls_ca, self.tls_insecure, self.tls_cert, self.tls_key
+                )
         except ValueError as exc:
             raise Unusable(str(exc)) from None
         self._target = split_host_port(self.connect) if self.connect else None
@@ -189,7 +209,7 @@ class Settings(BaseSettings):
     @property
     def speaks_tls(self) -> bool:
         """The client role speaks TLS: `--tls`, or a flag that only makes sense with it."""
-        return self.tls or self.tls_ca is not None or self.tls_insecure
+        return self.tls or self.tls_ca is not None or self.tls_insecure or bool(self.tls_cert)
 
     @property
     def peer_options(self) -> PeerOptions:

@@ -15,6 +15,7 @@ from typing import Any
 from webchat.framing import Framer, FramingError, frame_send, make_framer
 from webchat.hub import Hub
 from webchat.model import Entry, Event, Message
+from webchat.roles.net import tls_details
 from webchat.roles.peer import Peer, PeerOptions
 from webchat.store import StoreError
 from webchat.telnet import escape
@@ -126,8 +127,9 @@ class RoleBase(abc.ABC):
     async def join(self, peer: Peer, detail: str) -> bool:
         """Keep the `connected` entry, then register and start reading the peer: no peer is
         listed, or heard, before its arrival is in the transcript. False if it cannot be kept."""
+        peer.tls = tls_details(peer.transport.get_extra_info("ssl_object"))
         try:
-            await self.record([Event("connected", peer.name, detail)])
+            await self.record([Event("connected", peer.name, detail, tls=peer.tls)])
         except StoreError as exc:  # only at shutdown: a failing store is waited out
             sys.stderr.write(f"webchat: error: {exc}; dropped {peer.name}\n")
             peer.drop(str(exc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import socket
@@ -125,13 +126,68 @@ def server_tls(cert: str, key: str | None) -> ssl.SSLContext:
     return context
 
 
-def client_tls(ca: str | None, insecure: bool) -> ssl.SSLContext:
-    """Verify the server against `ca` (or the system's CAs) and its name, unless `insecure`."""
+def require_client_certs(context: ssl.SSLContext, ca: str) -> None:
+    """`--tcp-tls-client-ca`: a peer must show a certificate signed by `ca` (mTLS)."""
+    try:
+        context.load_verify_locations(cafile=ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"cannot load the client CA file {ca}: {_load_problem(exc)}") from None
+    context.verify_mode = ssl.CERT_REQUIRED
+
+
+def client_tls(
+    ca: str | None, insecure: bool, cert: str | None = None, key: str | None = None
+) -> ssl.SSLContext:
+    """Verify the server against `ca` (or the system's CAs) and its name, unless `insecure`;
+    show `cert` when the server asks for a client certificate."""
     try:
         context = ssl.create_default_context(cafile=ca)
     except (OSError, ssl.SSLError) as exc:
         raise ValueError(f"cannot load the CA file {ca}: {_load_problem(exc)}") from None
+    if cert is not None:
+        try:
+            context.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(
+                f"cannot load the client certificate {cert} (key {key}): {_load_problem(exc)}"
+            ) from None
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+_SHORT = {
+    "commonName": "CN",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "countryName": "C",
+    "stateOrProvinceName": "ST",
+    "localityName": "L",
+    "emailAddress": "emailAddress",
+}
+"""The attribute names of RFC 4514, as `openssl x509 -subject` prints them."""
+
+
+def tls_details(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> dict[str, str | None] | None:
+    """What a TLS connection is: version, cipher and the peer's certificate. The subject
+    is known only for a verified certificate (Python parses no other); its SHA-256
+    fingerprint always, as `openssl x509 -fingerprint -sha256` prints it."""
+    if ssl_object is None:
+        return None
+    cipher = ssl_object.cipher()
+    der = ssl_object.getpeercert(binary_form=True)
+    parsed = ssl_object.getpeercert() if der else None
+    subject = None
+    if parsed:
+        subject = ",".join(
+            f"{_SHORT.get(key, key)}={value}"
+            for rdn in reversed(parsed.get("subject", ()))
+            for key, value in rdn
+        )
+    return {
+        "version": ssl_object.version(),
+        "cipher": cipher[0] if cipher else None,
+        "peer_cert_subject": subject or None,
+        "peer_cert_sha256": hashlib.sha256(der).hexdigest() if der else None,
+    }

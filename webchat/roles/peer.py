@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from webchat.framing import Framer
-from webchat.model import Entry, Event, Message, iso_utc, peer_name
+from webchat.model import Entry, Event, Message, TlsDetails, iso_utc, peer_name
 from webchat.roles.intake import Intake
 from webchat.roles.net import describe_error, keepalive
 from webchat.store import StoreError
@@ -102,6 +102,7 @@ class Peer(asyncio.BufferedProtocol):
         "handshaking",
         "host",
         "name",
+        "tls",
         "transport",
     )
 
@@ -115,6 +116,7 @@ class Peer(asyncio.BufferedProtocol):
         self.drop_reason: str | None = None
         self.done: asyncio.Future[None] | None = None
         self.handshaking = False
+        self.tls: TlsDetails | None = None
         self._state = "new"  # new -> open -> closed; "gone" when lost before it was admitted
         self._early = b""
         self._half_closed = False
@@ -137,6 +139,7 @@ class Peer(asyncio.BufferedProtocol):
             "last_activity": iso_utc(self.active_at),
             "pending": pending + sum(map(len, self._out or ())),
             "half_closed": self._half_closed,
+            "tls": self.tls,
         }
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

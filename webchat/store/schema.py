@@ -7,6 +7,7 @@ file offline, beside a running server.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from typing import Any
 from webchat.model import Entry, Event, Message, decode
 from webchat.store import Match, StoreError, contains
 
-SCHEMA = 2
+SCHEMA = 3
 PAGE = 1000
 """Entries per read when streaming a whole transcript: constant memory at any size."""
 
@@ -34,15 +35,19 @@ _EPOCH = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta VALUES ('epoch', lower(hex(randomblob(16))));
 """
-MIGRATIONS = {1: _SCHEMA_V1, 2: _EPOCH}
+_TLS = "ALTER TABLE entries ADD COLUMN tls TEXT;"
+"""An event's TLS details as JSON, else NULL. (No SQL comment: the migration runs on one line.)"""
+MIGRATIONS = {1: _SCHEMA_V1, 2: _EPOCH, 3: _TLS}
 """`user_version` N+1 is reached by running MIGRATIONS[N+1]; add a step, never edit one."""
 
-COLUMNS = "id, ts, kind, peer, body"
-INSERT = f"INSERT INTO entries ({COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+COLUMNS = "id, ts, kind, peer, body, tls"
+OLD_COLUMNS = "id, ts, kind, peer, body, NULL"
+"""What a read-only export selects from a file older than schema 3."""
+INSERT = f"INSERT INTO entries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
 ROWS_PER_INSERT = 64
 """Rows in one multi-row INSERT: a third less time per row than one INSERT a row."""
 INSERT_MANY = f"INSERT INTO entries ({COLUMNS}) VALUES " + ", ".join(
-    ["(?, ?, ?, ?, ?)"] * ROWS_PER_INSERT
+    ["(?, ?, ?, ?, ?, ?)"] * ROWS_PER_INSERT
 )
 
 
@@ -62,16 +67,17 @@ _MESSAGE_KINDS = ("in", "out")
 
 def row(entry: Entry) -> tuple[Any, ...]:
     if isinstance(entry, Message):
-        return (entry.id, entry.ts, entry.direction, entry.peer, entry.data)
-    return (entry.id, entry.ts, entry.kind, entry.peer, entry.detail)
+        return (entry.id, entry.ts, entry.direction, entry.peer, entry.data, None)
+    tls = None if entry.tls is None else json.dumps(entry.tls)
+    return (entry.id, entry.ts, entry.kind, entry.peer, entry.detail, tls)
 
 
 def entry(values: tuple[Any, ...]) -> Entry:
-    entry_id, ts, kind, peer, body = values
+    entry_id, ts, kind, peer, body, tls = values
     if kind in _MESSAGE_KINDS:
         data = bytes(body)
         return Message(kind, peer, data, decode(data), ts, entry_id)
-    return Event(kind, peer, body, ts, entry_id)
+    return Event(kind, peer, body, ts, entry_id, None if tls is None else json.loads(tls))
 
 
 def _problem(path: str, exc: sqlite3.Error) -> StoreError:
@@ -142,7 +148,12 @@ def epoch(conn: sqlite3.Connection) -> str:
 
 
 def select(
-    after: int, limit: int, before: int | None, newest_first: bool, match: Match | None
+    after: int,
+    limit: int,
+    before: int | None,
+    newest_first: bool,
+    match: Match | None,
+    columns: str = COLUMNS,
 ) -> tuple[str, list[Any]]:
     """The one query behind every read: an id range, a filter, an order."""
     where: list[str] = ["id > ?"]
@@ -161,7 +172,7 @@ def select(
             where.append("webchat_contains(body, ?)")
             params.append(match.text)
     order = "DESC" if newest_first else "ASC"
-    sql = f"SELECT {COLUMNS} FROM entries WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?"
+    sql = f"SELECT {columns} FROM entries WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?"
     return sql, [*params, limit]
 
 
@@ -193,6 +204,7 @@ def scan(path: str, after: int = 0, before: int | None = None) -> Iterator[list[
             raise StoreError(
                 f"transcript {path} has schema {version}, this webchat reads 1 to {SCHEMA}"
             )
-        while rows := conn.execute(*select(after, PAGE, before, False, None)).fetchall():
+        columns = COLUMNS if version >= 3 else OLD_COLUMNS
+        while rows := conn.execute(*select(after, PAGE, before, False, None, columns)).fetchall():
             yield [entry(values) for values in rows]
             after = rows[-1][0]

@@ -37,7 +37,7 @@ def entry_dict(entry: Entry) -> dict[str, Any]:
         if not exact(entry):
             shown["b64"] = base64.b64encode(entry.data).decode()
         return shown
-    return {
+    shown = {
         "type": "event",
         "id": entry.id,
         "ts": iso_utc(entry.ts),
@@ -45,6 +45,9 @@ def entry_dict(entry: Entry) -> dict[str, Any]:
         "peer": entry.peer,
         "detail": entry.detail,
     }
+    if entry.tls is not None:
+        shown["tls"] = entry.tls
+    return shown
 
 
 def exact(message: Message) -> bool:
