@@ -11,6 +11,7 @@ export class Roster {
     this.list = el.querySelector("#peers");
     this.pages = el.querySelector("#pages");
     this.connection = el.querySelector("#connection");
+    this.startTls = el.querySelector('[data-connection="starttls"]');
     for (const button of el.querySelectorAll("[data-connection]")) {
       button.addEventListener("click", () => this.change(button.dataset.connection));
     }
@@ -43,8 +44,11 @@ export class Roster {
     if (this.connection && status.connection) {
       const c = status.connection;
       const state = c.state === "retrying" ? `retrying in ${c.retry_in} s` : c.state;
-      this.connection.textContent = `${c.target}: ${state}`;
+      const tls = status.peers[0]?.tls;
+      this.connection.textContent = `${c.target}: ${state}` + (tls ? ` · 🔒 ${tls.version}` : "");
       this.connection.dataset.state = c.state;
+      // --starttls plain: the upgrade is the user's to start, on an open plain connection
+      this.startTls.hidden = !(c.starttls === "plain" && c.state === "connected" && !tls);
     }
   }
 

@@ -8,14 +8,17 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
 from tests.conftest import Running, dial, recv_until
+from tests.test_starttls import serving, upgrading_server
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.page
@@ -475,6 +478,39 @@ def test_the_client_role_panel_disconnects_and_connects(browser: Browser) -> Non
             accepted.close()
             again.close()
             page.close()
+
+
+def test_start_tls_from_the_client_panel(browser: Browser, tmp_path: Path) -> None:
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    handle = upgrading_server(context, b"hello\n", b"STARTTLS", b"go ahead\n")
+    with serving(handle) as port, Running(
+        "client", "--connect", f"127.0.0.1:{port}", "--http-port", "0", "--quiet",
+        "--starttls", "plain", "--tls-ca", str(tmp_path / "ca.pem"),
+    ) as running:  # fmt: skip
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"http://127.0.0.1:{running.http_port}/")
+        start = page.get_by_role("button", name="Start TLS")
+        expect(page.get_by_role("log")).to_contain_text("hello")
+        expect(start).to_be_visible()
+        entry = page.get_by_label("Message")
+        entry.fill("STARTTLS")
+        entry.press("Enter")
+        expect(page.get_by_role("log")).to_contain_text("go ahead")
+        start.click()
+        expect(page.locator("#connection")).to_contain_text("🔒 TLSv1")
+        expect(page.get_by_role("log")).to_contain_text("STARTTLS (plain): TLSv1")
+        expect(start).to_be_hidden()
+        lock = page.locator("#peers .lock")
+        expect(lock).to_have_attribute(
+            "title", re.compile(r"certificate: .*\nSHA-256: [0-9a-f]{64}")
+        )
+        entry.fill("over tls")
+        entry.press("Enter")
+        expect(page.get_by_role("log")).to_contain_text("echo: over tls")
+        page.close()
 
 
 @pytest.mark.parametrize(("width", "height"), [(1280, 800), (390, 844)])

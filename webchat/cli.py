@@ -26,7 +26,7 @@ from webchat.roles.net import bind_listener, describe_error, is_loopback
 from webchat.runner import NotStarted, loop_factory, serve
 from webchat.settings import Settings, Unusable
 from webchat.store import Store, StoreError
-from webchat.types import FRAMING_NAMES
+from webchat.types import FRAMING_NAMES, STARTTLS_NAMES
 from webchat.web.runtime import open_transcript
 
 USAGE_ERROR = 2
@@ -139,6 +139,7 @@ def server(**params: Any) -> None:
 @option("on_connect", metavar="TEXT", multiple=True)
 @option("tls")
 @option("tls_ca", metavar="FILE")
+@option("starttls", type=click.Choice(STARTTLS_NAMES))
 @option("tls_cert", metavar="FILE")
 @option("tls_key", metavar="FILE")
 @option("tls_insecure")
@@ -249,6 +250,7 @@ def describe_start(
         what = f"TCP server on {peer_name(*tcp.getsockname()[:2])}{tls}{relay}"
     else:
         tls = " with TLS" if settings.speaks_tls else ""
+        tls += f" (STARTTLS {settings.starttls})" if settings.starttls else ""
         what = f"TCP client to {settings.connect}{tls}"
     delay = settings.peer_options.flush_after
     partial = f"partial lines after {delay:g} s" if delay else "partial lines wait"

@@ -106,7 +106,7 @@ def loop_factory(settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] 
     Not with a TLS server role: uvloop reads a new connection before its protocol can
     pause it, so the ClientHello lands in the stream buffer and the handshake that
     `start_tls` begins afterwards never sees it (measured: every ncat --ssl hung)."""
-    if settings.tcp_tls_cert:
+    if settings.tcp_tls_cert or settings.starttls:  # STARTTLS: start_tls, likewise
         return None
     try:
         import uvloop

@@ -19,7 +19,7 @@ from webchat.model import split_host_port
 from webchat.notation import unescape
 from webchat.roles.net import PeerRules, client_tls, network, require_client_certs, server_tls
 from webchat.roles.peer import PeerOptions
-from webchat.types import FramingName, RoleName
+from webchat.types import FramingName, RoleName, StartTlsName
 
 
 class Unusable(ValueError):
@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     tcp_tls_key: str | None = Field(None, description="server: the key for --tcp-tls-cert")
     tls: bool = Field(False, description="client: speak TLS to the server (SNI from the host)")
     tls_ca: str | None = Field(None, description="client: trust this CA file (default: system CAs)")
+    starttls: StartTlsName | None = Field(
+        None,
+        description="client: connect in plain text, say what the protocol needs, then TLS on "
+        "the same connection (smtp, imap, pop3, xmpp, irc; plain: when POST "
+        "/api/connection/starttls or the page says so); verified as --tls-ca etc. say",
+    )
     tls_cert: str | None = Field(
         None, description="client: show this PEM certificate when the server asks (mTLS)"
     )
@@ -176,6 +182,10 @@ class Settings(BaseSettings):
     def _parsed(self) -> Settings:
         if self.role == "client" and self.connect is None:
             raise ValueError("the client role needs --connect HOST:PORT (or WEBCHAT_CONNECT)")
+        if self.starttls is not None and self.tls:
+            raise ValueError(
+                "--tls is TLS from the first byte, --starttls upgrades later: choose one"
+            )
         if self.tcp_tls_client_ca and not self.tcp_tls_cert:
             raise ValueError(
                 "--tcp-tls-client-ca needs --tcp-tls-cert: client certificates are TLS"
@@ -195,7 +205,7 @@ class Settings(BaseSettings):
                     require_client_certs(self._tcp_tls, self.tcp_tls_client_ca)
             if self.http_tls_cert:
                 server_tls(self.http_tls_cert, self.http_tls_key)
-            if self.speaks_tls:
+            if self.speaks_tls or self.starttls is not None:
                 self._client_tls = client_tls(
                     self.tls_ca, self.tls_insecure, self.tls_cert, self.tls_key
                 )
@@ -208,8 +218,18 @@ class Settings(BaseSettings):
 
     @property
     def speaks_tls(self) -> bool:
-        """The client role speaks TLS: `--tls`, or a flag that only makes sense with it."""
+        """The client role speaks TLS from the first byte: `--tls`, or a flag that only makes
+        sense with TLS, unless `--starttls` makes it a later upgrade."""
+        if self.starttls is not None:
+            return False
         return self.tls or self.tls_ca is not None or self.tls_insecure or bool(self.tls_cert)
+
+    @property
+    def upgrade(self) -> tuple[StartTlsName, ssl.SSLContext] | None:
+        """`--starttls` and the context its handshake uses."""
+        if self.starttls is None or self._client_tls is None:
+            return None
+        return self.starttls, self._client_tls
 
     @property
     def peer_options(self) -> PeerOptions:
@@ -250,4 +270,5 @@ class Settings(BaseSettings):
 
     @property
     def client_tls(self) -> ssl.SSLContext | None:
-        return self._client_tls
+        """The context of TLS from the first byte; STARTTLS's is in `upgrade`."""
+        return self._client_tls if self.speaks_tls else None

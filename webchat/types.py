@@ -14,6 +14,7 @@ EventKind = Literal[
     "connected",
     "half_closed",
     "telnet",
+    "tls",
     "disconnected",
     "rejected",
     "connect_failed",
@@ -24,7 +25,10 @@ LineEnding = Literal["framing", "none", "lf", "crlf"]
 """What ends a send on the wire: the framing's own (LF, CRLF, NUL, a length prefix), or
 nothing, LF or CRLF whatever the framing."""
 RoleName = Literal["server", "client"]
+StartTlsName = Literal["smtp", "imap", "pop3", "xmpp", "irc", "plain"]
+"""`--starttls`: the plaintext preamble before the handshake; `plain` waits to be told."""
 
 EVENT_KINDS: frozenset[str] = frozenset(get_args(EventKind))
 FRAMING_NAMES: tuple[str, ...] = get_args(FramingName)
 LINE_ENDINGS: tuple[str, ...] = get_args(LineEnding)
+STARTTLS_NAMES: tuple[str, ...] = get_args(StartTlsName)

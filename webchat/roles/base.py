@@ -14,7 +14,7 @@ from typing import Any
 
 from webchat.framing import Framer, FramingError, frame_send, make_framer
 from webchat.hub import Hub
-from webchat.model import Entry, Event, Message
+from webchat.model import Entry, Event, Message, TlsDetails
 from webchat.roles.net import tls_details
 from webchat.roles.peer import Peer, PeerOptions
 from webchat.store import StoreError
@@ -51,6 +51,14 @@ class Unframeable(SendError):
 
 class NoConnection(SendError):
     """Connect or disconnect asked of the server role, which makes no connection."""
+
+
+class AlreadyTls(SendError):
+    """STARTTLS asked of a connection that is TLS already, or is being upgraded."""
+
+
+class HandshakeFailed(SendError):
+    """A TLS handshake on request failed; the connection is closed."""
 
 
 class RoleBase(abc.ABC):
@@ -121,6 +129,9 @@ class RoleBase(abc.ABC):
     def disconnect(self) -> None:
         raise NoConnection(NO_CONNECTION)
 
+    async def start_tls_now(self) -> TlsDetails:
+        raise NoConnection(NO_CONNECTION)
+
     def relay(self, peer: Peer, data: bytes) -> None:  # noqa: B027 - most roles do not relay
         """Server role with `--relay` forwards."""
 
@@ -139,10 +150,16 @@ class RoleBase(abc.ABC):
         peer.admit()
         return True
 
+    def _held_back(self) -> str | None:
+        """Why no send may go out now though a peer is connected (a TLS upgrade)."""
+        return None
+
     def _plan(self, data: bytes, to: str | None, ending: LineEnding) -> _Planned:
         """The entry, targets and framed bytes of a send, or the `SendError` it meets."""
         if not self.peers:
             raise NotConnected(self._not_connected())
+        if held := self._held_back():
+            raise NotConnected(held)
         if to is None:
             targets = list(self.peers.values())
         elif to in self.peers:

@@ -14,15 +14,25 @@ import ssl
 from collections.abc import Sequence
 
 from webchat.hub import Hub
-from webchat.model import Event, peer_name
-from webchat.roles.base import RoleBase, SendError
-from webchat.roles.net import backoff, describe_error
-from webchat.roles.peer import PeerOptions
+from webchat.model import Event, Message, TlsDetails, peer_name
+from webchat.roles.base import (
+    AlreadyTls,
+    HandshakeFailed,
+    NoConnection,
+    NotConnected,
+    RoleBase,
+    SendError,
+)
+from webchat.roles.net import backoff, describe_error, tls_details
+from webchat.roles.peer import Peer, PeerOptions
+from webchat.starttls import Preamble, Step
 from webchat.store import StoreError
-from webchat.types import RoleName
+from webchat.types import RoleName, StartTlsName
 
 CONNECT_TIMEOUT = 10.0
 TLS_HANDSHAKE_TIMEOUT = 10.0
+STARTTLS_TIMEOUT = 10.0
+"""Seconds the server has to agree to STARTTLS, from our first preamble line."""
 STABLE_AFTER = 5.0
 """Seconds a connection must last before the reconnect backoff starts over, so a server
 that accepts and hangs up at once is not hammered every half second (websockets does so too)."""
@@ -42,10 +52,13 @@ class TcpClient(RoleBase):
         *,
         on_connect: Sequence[bytes] = (),
         tls: ssl.SSLContext | None = None,
+        starttls: tuple[StartTlsName, ssl.SSLContext] | None = None,
     ) -> None:
         super().__init__(hub, options)
         self._on_connect = list(on_connect)
         self._tls = tls
+        self._starttls = starttls
+        self._upgrading = False
         self._host = host
         self._port = port
         self._address = peer_name(host, port)
@@ -108,14 +121,110 @@ class TcpClient(RoleBase):
         peer.done = loop.create_future()
         if not await self.join(peer, f"connected to {self._address}"):
             return "the transcript cannot be written"
+        if self._starttls is not None and self._starttls[0] != "plain":
+            failure = await self._preamble(peer, self._starttls[0])
+            if failure is None:
+                failure = await self._upgrade(peer)
+            if failure is not None:
+                peer.close(f"STARTTLS failed: {failure}")
+                return peer.done
         await self._greet()
         return peer.done
+
+    async def _preamble(self, peer: Peer, protocol: StartTlsName) -> str | None:
+        """Say what the protocol needs before its handshake; None once the server agreed."""
+        heard: asyncio.Queue[bytes] = asyncio.Queue()
+        peer.tap = heard.put_nowait
+        preamble = Preamble(protocol, self._host)
+        self._upgrading = True
+        try:
+            async with asyncio.timeout(STARTTLS_TIMEOUT):
+                steps = [preamble.first]
+                while True:
+                    for step in steps:
+                        if step.send:
+                            await self._say(peer, step.send)
+                        if step.failure is not None or step.upgrade:
+                            return step.failure
+                    data = await heard.get()
+                    steps = preamble.feed(data) if data else [Step(failure="the server closed")]
+        except TimeoutError:
+            return f"no answer within {STARTTLS_TIMEOUT:g} s"
+        finally:
+            peer.tap = None
+            self._upgrading = False
+
+    async def _say(self, peer: Peer, data: bytes) -> None:
+        """A preamble line, recorded as a send of ours before it is written."""
+        await self.record([Message.sent(peer.name, data.removesuffix(b"\r\n"))])
+        peer.write(data)
+
+    async def _upgrade(self, peer: Peer) -> str | None:
+        """The TLS handshake on the open connection; None once it is done and recorded."""
+        assert self._starttls is not None
+        protocol, context = self._starttls
+        loop = asyncio.get_running_loop()
+        self._upgrading = peer.handshaking = True
+        try:
+            transport = await loop.start_tls(
+                peer.transport,
+                peer,
+                context,
+                server_hostname=self._host,
+                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+            )
+        except (OSError, TimeoutError, ConnectionError) as exc:  # ssl.SSLError is an OSError
+            return describe_error(exc)
+        finally:
+            self._upgrading = peer.handshaking = False
+        if transport is None:
+            return "the connection closed"
+        peer.transport = transport
+        peer.limit_writes()
+        peer.tls = tls = tls_details(transport.get_extra_info("ssl_object"))
+        detail = f"STARTTLS ({protocol}): {tls and tls['version']} {tls and tls['cipher']}"
+        await self.record([Event("tls", peer.name, detail, tls=tls)])
+        self.changed.set()
+        return None
+
+    def _held_back(self) -> str | None:
+        if self._upgrading:
+            return "upgrading the connection to TLS (STARTTLS); send again in a moment"
+        return None
+
+    async def start_tls_now(self) -> TlsDetails:
+        """`--starttls plain`: the handshake now, on request. A failed one closes the
+        connection (the stream is no longer plain text) and the client reconnects."""
+        if self._starttls is None or self._starttls[0] != "plain":
+            raise NoConnection(
+                "upgrading on request needs webchat client --starttls plain "
+                "(with --tls-ca FILE or the system's CAs)"
+            )
+        if not self.peers:
+            raise NotConnected(self._not_connected())
+        (peer,) = self.peers.values()
+        if peer.tls is not None:
+            raise AlreadyTls(f"the connection to {self._address} is TLS already")
+        if self._upgrading:
+            raise AlreadyTls("an upgrade to TLS is under way")
+        failure = await self._upgrade(peer)
+        if failure is not None:
+            peer.close(f"STARTTLS failed: {failure}")
+            raise HandshakeFailed(f"TLS handshake with {self._address} failed: {failure}")
+        assert peer.tls is not None
+        return peer.tls
 
     def connection(self) -> dict[str, object]:
         retry_in = None
         if self._state == "retrying":
             retry_in = round(max(0.0, self._retry_at - asyncio.get_running_loop().time()), 1)
-        return {"target": self._address, "state": self._state, "retry_in": retry_in}
+        starttls = self._starttls[0] if self._starttls else None
+        return {
+            "target": self._address,
+            "state": self._state,
+            "retry_in": retry_in,
+            "starttls": starttls,
+        }
 
     def connect_now(self) -> None:
         """Connect at once: out of `stopped`, or cutting a retry's wait short."""

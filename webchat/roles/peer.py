@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -102,6 +102,7 @@ class Peer(asyncio.BufferedProtocol):
         "handshaking",
         "host",
         "name",
+        "tap",
         "tls",
         "transport",
     )
@@ -117,6 +118,8 @@ class Peer(asyncio.BufferedProtocol):
         self.done: asyncio.Future[None] | None = None
         self.handshaking = False
         self.tls: TlsDetails | None = None
+        self.tap: Callable[[bytes], None] | None = None
+        """Also told every chunk read: the STARTTLS preamble listens here."""
         self._state = "new"  # new -> open -> closed; "gone" when lost before it was admitted
         self._early = b""
         self._half_closed = False
@@ -197,6 +200,8 @@ class Peer(asyncio.BufferedProtocol):
         self.active_at = time.time()
         if self._telnet is not None:
             data = self._negotiate(data)
+        if self.tap is not None:
+            self.tap(data)
         self._owner.relay(self, data)
         framer = self.framer
         payloads = framer.feed(data)

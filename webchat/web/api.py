@@ -162,6 +162,26 @@ CONNECTION_CHANGES = {"connect": "connect_now", "disconnect": "disconnect"}
 
 
 @router.post(
+    "/api/connection/starttls",
+    summary="Client role with --starttls plain: run the TLS handshake on the open connection "
+    "now (after you said what the protocol needs, e.g. STARTTLS)",
+    responses={
+        409: problem(
+            "the server role; not started with --starttls plain; not connected; TLS already"
+        ),
+        502: problem("the handshake failed (the message says why); the connection is closed"),
+    },
+)
+async def start_tls(request: Request) -> dict[str, Any]:
+    role = runtime(request.app).role
+    try:
+        tls = await role.start_tls_now()
+    except EDGE_ERRORS as exc:
+        raise http_error(exc) from None
+    return {"connection": role.connection(), "tls": tls}
+
+
+@router.post(
     "/api/connection/{action}",
     summary="Client role: connect now (after a disconnect, or cutting a retry's wait short), "
     "or disconnect (close the connection and make no other until connect)",

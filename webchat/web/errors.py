@@ -8,13 +8,23 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from webchat.roles.base import NoConnection, NotConnected, SendError, Unframeable, UnknownPeer
+from webchat.roles.base import (
+    AlreadyTls,
+    HandshakeFailed,
+    NoConnection,
+    NotConnected,
+    SendError,
+    Unframeable,
+    UnknownPeer,
+)
 from webchat.store import StoreError
 from webchat.web.guard import HEADERS
 
 STATUS: dict[type[Exception], int] = {
     NotConnected: 409,
     NoConnection: 409,
+    AlreadyTls: 409,
+    HandshakeFailed: 502,
     UnknownPeer: 404,
     Unframeable: 422,
     SendError: 409,

@@ -131,7 +131,13 @@ def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> R
     if tcp_sock is None:
         host, port = settings.target
         return TcpClient(
-            hub, host, port, options, on_connect=settings.greeting, tls=settings.client_tls
+            hub,
+            host,
+            port,
+            options,
+            on_connect=settings.greeting,
+            tls=settings.client_tls,
+            starttls=settings.upgrade,
         )
     return TcpServer(
         hub,
