@@ -22,6 +22,10 @@ export class Sender {
       ev.preventDefault();
       this.submit();
     });
+    this.fileButton = form.querySelector("#send-file");
+    this.file = form.querySelector("#file");
+    this.fileButton.addEventListener("click", () => this.file.click());
+    this.file.addEventListener("change", () => this.sendFile());
     this.entry.addEventListener("keydown", (ev) => this.key(ev));
     this.entry.addEventListener("input", () => this.fit());
     this.mode.addEventListener("change", () => {
@@ -67,9 +71,39 @@ export class Sender {
     }
   }
 
-  say(text) {
+  // A file goes by POST /api/messages/file, streamed: the server writes it at the peer's
+  // pace and records it in pieces, so the page never holds more than the browser's File.
+  async sendFile() {
+    const file = this.file.files[0];
+    if (!file) return;
+    const to = this.target();
+    const url = "api/messages/file" + (to ? `?to=${encodeURIComponent(to)}` : "");
+    this.fileButton.disabled = true;
+    this.say(`sending ${file.name} (${file.size} bytes)…`, true);
+    try {
+      const response = await fetch(url, {
+        method: "POST",
+        body: file,
+        headers: { "Content-Type": "application/octet-stream" },
+      });
+      const body = await response.json().catch(() => ({}));
+      if (response.ok) {
+        this.say(`sent ${file.name}: ${body.bytes} bytes in ${body.messages} messages`, true);
+      } else {
+        this.say(`${file.name} not sent: ${body.detail || `answered ${response.status}`}`);
+      }
+    } catch {
+      this.say(`${file.name}: webchat is unreachable; the transcript shows what went out`);
+    } finally {
+      this.fileButton.disabled = false;
+      this.file.value = ""; // the same file can be chosen again
+    }
+  }
+
+  say(text, note = false) {
     this.error.textContent = text;
     this.error.hidden = !text;
+    this.error.classList.toggle("note", note);
   }
 
   remember(text) {

@@ -480,6 +480,32 @@ def test_the_client_role_panel_disconnects_and_connects(browser: Browser) -> Non
             page.close()
 
 
+def test_a_10_mb_file_from_the_page_arrives_byte_for_byte(
+    page: Page, server: Running, tmp_path: Path
+) -> None:
+    data = os.urandom(10 * 1024 * 1024)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    with dial(f"127.0.0.1:{server.tcp_port}") as sock:
+        expect(page.get_by_role("log")).to_contain_text("Connected with")
+        received = bytearray()
+
+        def read() -> None:
+            sock.settimeout(30)
+            while len(received) < len(data) and (chunk := sock.recv(1 << 20)):
+                received.extend(chunk)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        page.get_by_label("File to send").set_input_files(str(path))
+        expect(page.locator("#send-error")).to_have_text(
+            f"sent data.bin: {len(data)} bytes in 160 messages", timeout=30_000
+        )
+        reader.join(30)
+        assert bytes(received) == data
+        expect(page.locator(".row.out")).not_to_have_count(0)
+
+
 def test_start_tls_from_the_client_panel(browser: Browser, tmp_path: Path) -> None:
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -13,6 +14,7 @@ from tests.conftest import OPENED, Recorder
 from webchat.hub import Hub
 from webchat.model import Message
 from webchat.roles import server as server_module
+from webchat.roles.base import TooLarge
 from webchat.roles.net import bind_listener
 from webchat.roles.peer import PeerOptions
 from webchat.roles.server import TcpServer
@@ -263,4 +265,22 @@ async def test_peers_get_tcp_keepalive() -> None:
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     if hasattr(socket, "TCP_KEEPIDLE"):
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
+    await server.stop()
+
+
+async def test_a_file_stops_at_its_limit_and_says_how_much_went_out() -> None:
+    rec = Recorder()
+    server = make_server(rec, max_line=1000)
+    await server.start()
+    reader, _ = await open_peer(server)
+    await rec.wait(lambda: server.peers)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(5):
+            yield b"z" * 1500
+
+    with pytest.raises(TooLarge, match="its first 4000 bytes were sent"):
+        await server.send_file(chunks(), None, limit=5000)
+    assert await reader.readexactly(4000) == b"z" * 4000
+    assert [len(t) for t in rec.texts("out")] == [1000] * 4
     await server.stop()

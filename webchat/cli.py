@@ -80,6 +80,7 @@ common_options = [
     option("flush_after", type=click.FloatRange(min=0), metavar="SECONDS"),
     option("telnet"),
     option("max_history", type=click.IntRange(1), metavar="N"),
+    option("max_send", type=click.IntRange(1), metavar="BYTES"),
     option("db", metavar="PATH"),
     option("fsync"),
     option("idle_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS"),

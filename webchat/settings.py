@@ -144,6 +144,11 @@ class Settings(BaseSettings):
         description="seconds a TCP peer over write_limit has to read before it is dropped",
     )
     max_text: int = Field(1024 * 1024, ge=1, description="longest text one send may carry")
+    max_send: int = Field(
+        64 * 1024 * 1024,
+        ge=1,
+        description="largest file POST /api/messages/file (or the page's Send file) may send",
+    )
     max_body: int = Field(
         1024 * 1024, ge=1024, description="largest HTTP request body; larger is 413"
     )

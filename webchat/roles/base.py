@@ -9,7 +9,8 @@ from __future__ import annotations
 import abc
 import asyncio
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from webchat.framing import Framer, FramingError, frame_send, make_framer
@@ -51,6 +52,24 @@ class Unframeable(SendError):
 
 class NoConnection(SendError):
     """Connect or disconnect asked of the server role, which makes no connection."""
+
+
+class TooLarge(SendError):
+    """A file over `--max-send`."""
+
+
+class EmptyFile(SendError):
+    pass
+
+
+@dataclass(frozen=True)
+class FileSent:
+    """What a file send did: its bytes, and the `out` messages that recorded them."""
+
+    bytes: int
+    messages: int
+    first_id: int
+    last_id: int
 
 
 class AlreadyTls(SendError):
@@ -154,18 +173,21 @@ class RoleBase(abc.ABC):
         """Why no send may go out now though a peer is connected (a TLS upgrade)."""
         return None
 
-    def _plan(self, data: bytes, to: str | None, ending: LineEnding) -> _Planned:
-        """The entry, targets and framed bytes of a send, or the `SendError` it meets."""
+    def targets(self, to: str | None) -> list[Peer]:
+        """Who a send goes to, or the `SendError` it meets."""
         if not self.peers:
             raise NotConnected(self._not_connected())
         if held := self._held_back():
             raise NotConnected(held)
         if to is None:
-            targets = list(self.peers.values())
-        elif to in self.peers:
-            targets = [self.peers[to]]
-        else:
-            raise UnknownPeer(f"no peer named {to!r}; connected: {', '.join(self.peers)}")
+            return list(self.peers.values())
+        if to in self.peers:
+            return [self.peers[to]]
+        raise UnknownPeer(f"no peer named {to!r}; connected: {', '.join(self.peers)}")
+
+    def _plan(self, data: bytes, to: str | None, ending: LineEnding) -> _Planned:
+        """The entry, targets and framed bytes of a send, or the `SendError` it meets."""
+        targets = self.targets(to)
         try:
             wire = frame_send(self._encoder, data, ending)
         except FramingError as exc:
@@ -198,6 +220,51 @@ class RoleBase(abc.ABC):
                 for peer in plan[1]:
                     peer.write(plan[2])
         return [p if isinstance(p, SendError) else p[0] for p in planned]
+
+    async def send_file(self, chunks: AsyncIterator[bytes], to: str | None, limit: int) -> FileSent:
+        """Bytes as they come, unframed, recorded as `out` messages of at most `--max-line`
+        (and `write_limit`) bytes, each written once the peers took the one before: memory
+        stays one piece whatever the size. Past `limit` it stops with `TooLarge`; what
+        went out before is in the transcript."""
+        targets = self.targets(to)
+        size = min(self.options.max_line, self.options.write_limit)
+        buf = bytearray()
+        total = sent = 0
+        ids: list[int] = []
+        async for chunk in chunks:
+            total += len(chunk)
+            if total > limit:
+                raise TooLarge(
+                    f"the file is over --max-send ({limit} bytes); its first {sent} bytes were sent"
+                )
+            buf += chunk
+            while len(buf) >= size:
+                piece = bytes(buf[:size])
+                del buf[:size]
+                ids.append(await self._send_piece(piece, to, targets, sent))
+                sent += len(piece)
+        if buf:
+            ids.append(await self._send_piece(bytes(buf), to, targets, sent))
+        if not ids:
+            raise EmptyFile("the file is empty: nothing was sent")
+        return FileSent(total, len(ids), ids[0], ids[-1])
+
+    async def _send_piece(
+        self, piece: bytes, to: str | None, targets: list[Peer], sent: int
+    ) -> int:
+        """One piece of a file: wait for room at every peer still there, record, write."""
+        for peer in targets:
+            await peer.writable()
+        here = [peer for peer in targets if self.peers.get(peer.name) is peer]
+        if not here:
+            raise NotConnected(
+                f"the peer left after {sent} bytes of the file; those are in the transcript"
+            )
+        (entry,) = await self._hub.record([Message.sent(to, piece)], send=True)
+        wire = escape(piece) if self.options.telnet else piece
+        for peer in here:
+            peer.write(wire)
+        return entry.id
 
     async def _stop_peers(self) -> None:
         """FIN to every peer, then wait (bounded) until each departure is recorded."""

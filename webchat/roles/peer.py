@@ -91,6 +91,7 @@ class Peer(asyncio.BufferedProtocol):
         "_intake",
         "_out",
         "_owner",
+        "_room",
         "_state",
         "_telnet",
         "active_at",
@@ -124,6 +125,7 @@ class Peer(asyncio.BufferedProtocol):
         self._early = b""
         self._half_closed = False
         self._out: list[bytes] | None = None
+        self._room: asyncio.Future[None] | None = None
         self._heard = 0.0
         self._flush_timer: asyncio.TimerHandle | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -340,6 +342,20 @@ class Peer(asyncio.BufferedProtocol):
         if self._drain_timer is not None:
             self._drain_timer.cancel()
             self._drain_timer = None
+        self._make_room()
+
+    def _make_room(self) -> None:
+        if self._room is not None and not self._room.done():
+            self._room.set_result(None)
+        self._room = None
+
+    async def writable(self) -> None:
+        """Until the kernel took what was queued past `write_limit` (or the peer is gone):
+        a file is sent at the peer's pace, never queued whole."""
+        while self._drain_timer is not None and self._state == "open":  # paused writing
+            if self._room is None:
+                self._room = asyncio.get_running_loop().create_future()
+            await self._room
 
     def drop(self, reason: str) -> None:
         """Abort the connection (RST); the departure records `reason`."""
@@ -357,6 +373,7 @@ class Peer(asyncio.BufferedProtocol):
             if timer is not None:
                 timer.cancel()
         self._flush_timer = self._idle_timer = self._drain_timer = None
+        self._make_room()
         if self._state == "new":
             self._state = "gone"
             return

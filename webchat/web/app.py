@@ -70,6 +70,7 @@ def create_app(
         allowed_origins=settings.allow_origin,
         max_body=settings.max_body,
         hosts=[settings.http_host, *settings.allow_host],
+        large_bodies={api.FILE_PATH: settings.max_send + api.MULTIPART_SLACK},
     )
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, internal_error)

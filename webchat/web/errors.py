@@ -10,10 +10,12 @@ from fastapi.responses import JSONResponse
 
 from webchat.roles.base import (
     AlreadyTls,
+    EmptyFile,
     HandshakeFailed,
     NoConnection,
     NotConnected,
     SendError,
+    TooLarge,
     Unframeable,
     UnknownPeer,
 )
@@ -27,6 +29,8 @@ STATUS: dict[type[Exception], int] = {
     HandshakeFailed: 502,
     UnknownPeer: 404,
     Unframeable: 422,
+    EmptyFile: 422,
+    TooLarge: 413,
     SendError: 409,
     StoreError: 503,
 }

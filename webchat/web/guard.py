@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs
 
@@ -83,12 +83,15 @@ class Guard:
         allowed_origins: Iterable[str],
         max_body: int,
         hosts: Iterable[str] = (),
+        large_bodies: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.token = token.encode() if token else None
         self.hosts = frozenset(host_name(h) if h != "*" else h for h in hosts)
         self.allowed_origins = frozenset(normalise_origin(o) for o in allowed_origins)
         self.max_body = max_body
+        self.large_bodies = dict(large_bodies or {})
+        """Paths that take more than `max_body`, with their own limit (a file upload)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and not self._host_ok(scope):
@@ -170,9 +173,10 @@ class Guard:
             )
             await response(scope, receive, _with_headers(send, None))
             return
+        limit = self.large_bodies.get(scope["path"], self.max_body)
         length = headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_body:
-            await _too_large(self.max_body)(scope, receive, _with_headers(send, None))
+        if length.isdigit() and int(length) > limit:
+            await _too_large(limit)(scope, receive, _with_headers(send, None))
             return
         cookie = self._cookie(scope) if set_cookie else None
         plain = _with_headers(send, None)
@@ -189,9 +193,9 @@ class Guard:
             past the limit answer 413 at once and tell the app the client has gone."""
             if not state["started"]:
                 state["refused"] = True
-                await _too_large(self.max_body)(scope, receive, plain)
+                await _too_large(limit)(scope, receive, plain)
 
-        await self.app(scope, _limited(receive, self.max_body, over_limit), sending)
+        await self.app(scope, _limited(receive, limit, over_limit), sending)
 
     def _cookie(self, scope: Scope) -> bytes:
         assert self.token is not None
