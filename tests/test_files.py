@@ -34,7 +34,7 @@ def outs(client: TestClient) -> list[dict[str, object]]:
         "messages"
     ]:
         found += page
-        after = int(page[-1]["id"])  # type: ignore[call-overload]
+        after = int(page[-1]["id"])
     return found
 
 
