@@ -24,7 +24,13 @@ export class Sender {
     });
     this.fileButton = form.querySelector("#send-file");
     this.file = form.querySelector("#file");
-    this.fileButton.addEventListener("click", () => this.file.click());
+    // A label, not a button, opens the file chooser: "Send" stays the one button of its name.
+    this.fileButton.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" || ev.key === " ") {
+        ev.preventDefault();
+        this.file.click();
+      }
+    });
     this.file.addEventListener("change", () => this.sendFile());
     this.entry.addEventListener("keydown", (ev) => this.key(ev));
     this.entry.addEventListener("input", () => this.fit());
@@ -78,7 +84,8 @@ export class Sender {
     if (!file) return;
     const to = this.target();
     const url = "api/messages/file" + (to ? `?to=${encodeURIComponent(to)}` : "");
-    this.fileButton.disabled = true;
+    this.fileButton.setAttribute("aria-disabled", "true");
+    this.file.disabled = true;
     this.say(`sending ${file.name} (${file.size} bytes)…`, true);
     try {
       const response = await fetch(url, {
@@ -95,7 +102,8 @@ export class Sender {
     } catch {
       this.say(`${file.name}: webchat is unreachable; the transcript shows what went out`);
     } finally {
-      this.fileButton.disabled = false;
+      this.fileButton.removeAttribute("aria-disabled");
+      this.file.disabled = false;
       this.file.value = ""; // the same file can be chosen again
     }
   }

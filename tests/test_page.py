@@ -497,7 +497,7 @@ def test_a_10_mb_file_from_the_page_arrives_byte_for_byte(
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        page.get_by_label("File to send").set_input_files(str(path))
+        page.get_by_label("Send file").set_input_files(str(path))
         expect(page.locator("#send-error")).to_have_text(
             f"sent data.bin: {len(data)} bytes in 160 messages", timeout=30_000
         )

@@ -218,13 +218,14 @@ class TcpClient(RoleBase):
         retry_in = None
         if self._state == "retrying":
             retry_in = round(max(0.0, self._retry_at - asyncio.get_running_loop().time()), 1)
-        starttls = self._starttls[0] if self._starttls else None
-        return {
+        shown: dict[str, object] = {
             "target": self._address,
             "state": self._state,
             "retry_in": retry_in,
-            "starttls": starttls,
         }
+        if self._starttls is not None:  # only then: the shape stays what it was without
+            shown["starttls"] = self._starttls[0]
+        return shown
 
     def connect_now(self) -> None:
         """Connect at once: out of `stopped`, or cutting a retry's wait short."""
