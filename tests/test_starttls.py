@@ -132,6 +132,9 @@ def test_smtp_starttls_against_aiosmtpd(certs: dict[str, Any]) -> None:
             assert handler.senders == ["ann@example.org"]
             said = texts(running, "out")
             assert said[:3] == ["EHLO webchat", "STARTTLS", "EHLO webchat"]
+            talk = [e["text"] for e in entries(running) if e["type"] == "message"]
+            assert talk[1:3] == ["EHLO webchat", "250-localhost"]  # each after its cue
+            assert talk[0].startswith("220 ") and talk.index("STARTTLS") > talk.index("250 HELP")
             status = http.get("/api/status").json()
             assert status["connection"]["starttls"] == "smtp"
             assert status["peers"][0]["tls"] == tls["tls"]

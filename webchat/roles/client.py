@@ -155,7 +155,8 @@ class TcpClient(RoleBase):
             self._upgrading = False
 
     async def _say(self, peer: Peer, data: bytes) -> None:
-        """A preamble line, recorded as a send of ours before it is written."""
+        """A preamble line, recorded as a send of ours (after what it answers) and written."""
+        await peer.settled()
         await self.record([Message.sent(peer.name, data.removesuffix(b"\r\n"))])
         peer.write(data)
 

@@ -7,6 +7,7 @@ what the store takes, and no unkept entry is ever shown.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from webchat.store import StoreError
 class Intake:
     """Commits a peer's entries one batch at a time, pausing its reading meanwhile."""
 
-    __slots__ = ("_backlog", "_busy", "_pause", "_record", "_resume", "_spawn")
+    __slots__ = ("_backlog", "_busy", "_idle", "_pause", "_record", "_resume", "_spawn")
 
     def __init__(
         self,
@@ -30,10 +31,18 @@ class Intake:
         self._pause, self._resume = pause, resume
         self._busy = False
         self._backlog: list[Entry] = []
+        self._idle: asyncio.Future[None] | None = None
 
     @property
     def busy(self) -> bool:
         return self._busy
+
+    async def settled(self) -> None:
+        """Until everything taken so far is kept: a reply recorded after this follows it."""
+        while self._busy:
+            if self._idle is None:
+                self._idle = asyncio.get_running_loop().create_future()
+            await self._idle
 
     def take(self, entries: list[Entry], then: Callable[[StoreError | None], None]) -> None:
         """Commit `entries` after whatever is in flight; `then` runs once all are kept."""
@@ -53,5 +62,8 @@ class Intake:
         except StoreError as exc:
             failure = exc
         self._busy = False
+        if self._idle is not None:
+            self._idle.set_result(None)
+            self._idle = None
         self._resume()
         then(failure)

@@ -165,6 +165,11 @@ class Peer(asyncio.BufferedProtocol):
         self.limit_writes()
         self._owner.made(self)
 
+    async def settled(self) -> None:
+        """Until what the peer said so far is in the transcript."""
+        if self._intake is not None:
+            await self._intake.settled()
+
     def limit_writes(self) -> None:
         """Also after STARTTLS-like upgrades: `start_tls` hands back a new transport."""
         self.transport.set_write_buffer_limits(high=self._owner.options.write_limit)
@@ -202,13 +207,13 @@ class Peer(asyncio.BufferedProtocol):
         self.active_at = time.time()
         if self._telnet is not None:
             data = self._negotiate(data)
-        if self.tap is not None:
-            self.tap(data)
         self._owner.relay(self, data)
         framer = self.framer
         payloads = framer.feed(data)
         if payloads:
             self._commit(payloads)
+        if self.tap is not None:  # after the lines are taken: the listener's reply follows them
+            self.tap(data)
         if framer.error is not None:
             self.close(f"protocol error: {framer.error}")
         elif framer.pending and self._flush_timer is None and self._owner.options.flush_after:
