@@ -81,6 +81,17 @@ def test_a_request_piped_into_nc_gets_the_pages_reply(server: Running) -> None:
         stop(piped)
 
 
+@contextlib.contextmanager
+def listening(argv: list[str], port: int) -> Iterator[None]:
+    """A server program, started here and stopped by its PID, once its port answers."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: port_open(port))
+        yield
+    finally:
+        stop(proc)
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """End a program this test started, by its PID, and close its pipes."""
     if proc.poll() is None:
@@ -135,14 +146,8 @@ def ngircd(tmp_path: Path) -> Iterator[int]:
         f'Ports = {port}\nMotdPhrase = "hello from ngircd"\nPidFile = {tmp_path}/ngircd.pid\n'
         "[Options]\nPAM = no\nDNS = no\nIdent = no\n"
     )
-    proc = subprocess.Popen(
-        [program, "-n", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_until(lambda: port_open(port))
+    with listening([program, "-n", "-f", str(conf)], port):
         yield port
-    finally:
-        stop(proc)
 
 
 def test_irc_lines_split_across_a_pause_stay_whole_in_crlf_framing(ngircd: int) -> None:
@@ -180,28 +185,9 @@ def test_irc_lines_split_across_a_pause_stay_whole_in_crlf_framing(ngircd: int) 
 def redis(tmp_path: Path) -> Iterator[int]:
     program = need("redis-server", "redis-server")
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            program,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until(lambda: port_open(port))
+    argv = [program, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    with listening([*argv, "--appendonly", "no", "--dir", str(tmp_path)], port):
         yield port
-    finally:
-        stop(proc)
 
 
 def test_redis_inline_commands_in_crlf_framing(redis: int) -> None:
