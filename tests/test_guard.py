@@ -212,3 +212,57 @@ def test_idle_peers_are_closed_with_a_reason() -> None:
             return [e for e in entries if e.get("kind") == "disconnected"]
 
         assert "idle" in wait_until(gone)[0]["detail"]
+
+
+VIEW = "view-only-token-5678"
+
+
+def test_a_view_token_reads_everything_and_is_refused_on_every_write_path() -> None:
+    with make_client(token=TOKEN, view_token=VIEW) as app:
+        status = app.get("/api/status", headers=bearer(TOKEN)).json()
+        with dial(status["tcp"]) as peer:
+            wait_until(lambda: app.get("/api/status", headers=bearer(TOKEN)).json()["peers"])
+            peer.sendall(b"visible to viewers\n")
+
+            def seen() -> list[object]:
+                found: list[object] = app.get(
+                    "/api/messages?q=visible", headers=bearer(VIEW)
+                ).json()["messages"]
+                return found
+
+            assert wait_until(seen)
+            for path in ("/api/status", "/api/export?format=txt", "/healthz"):
+                assert app.get(path, headers=bearer(VIEW)).status_code == 200
+            page = app.get(f"/?token={VIEW}")
+            assert page.status_code == 200 and "view only" in page.text
+            assert '<form id="send-form" autocomplete="off" hidden>' in page.text
+            cookie = page.headers["set-cookie"]
+            assert VIEW in cookie and TOKEN not in cookie  # the link's own token, never more
+            writes = [
+                ("POST", "/api/messages", {"json": {"text": "no"}}),
+                ("POST", "/api/messages/file", {"content": b"no"}),
+                ("DELETE", "/api/messages", {}),
+                ("POST", "/api/connection/connect", {}),
+                ("POST", "/api/connection/starttls", {}),
+            ]
+            for method, path, body in writes:
+                refused = app.request(method, path, headers=bearer(VIEW), **body)  # type: ignore[arg-type]
+                assert refused.status_code == 403, (method, path)
+                assert "view-only link" in refused.json()["detail"]
+            with app.websocket_connect(f"/ws?token={VIEW}") as ws:
+                assert json.loads(ws.receive_text())["type"] == "hello"
+                ws.send_text(json.dumps({"type": "send", "text": "no", "id": "v1"}))
+                while (frame := json.loads(ws.receive_text()))["type"] != "error":
+                    pass
+                assert frame["id"] == "v1" and "view-only link" in frame["detail"]
+            peer.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                peer.recv(10)  # nothing a viewer tried reached the peer
+            assert (
+                app.post("/api/messages", json={"text": "ok"}, headers=bearer(TOKEN)).status_code
+                == 202
+            )
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -506,6 +506,32 @@ def test_a_10_mb_file_from_the_page_arrives_byte_for_byte(
         expect(page.locator(".row.out")).not_to_have_count(0)
 
 
+def test_a_view_only_link_shows_the_log_live_but_cannot_send(browser: Browser) -> None:
+    with Running(
+        "server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--view-token", "watch-only-123"
+    ) as running:
+        assert "view-only page at http://127.0.0.1:" in running.start_line
+        assert running.token  # a full token was made and shown beside it
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{running.http_port}/?token=watch-only-123")
+        expect(page.locator("#view-only")).to_have_text("view only")
+        with dial(f"127.0.0.1:{running.tcp_port}") as sock:
+            sock.sendall(b"live for the class\n")
+            expect(page.get_by_role("log")).to_contain_text("live for the class")
+            expect(page.get_by_role("button", name="Send")).to_be_hidden()
+            expect(page.get_by_label("Message")).to_be_hidden()
+            refused = page.evaluate(
+                """async () => (await fetch("api/messages", {method: "POST",
+                    headers: {"Content-Type": "application/json"},
+                    body: JSON.stringify({text: "sneaky"})})).status"""
+            )
+            assert refused == 403
+            sock.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                sock.recv(10)
+        page.close()
+
+
 def test_start_tls_from_the_client_panel(browser: Browser, tmp_path: Path) -> None:
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -66,6 +66,7 @@ http_options = [
     option("http_host", metavar="HOST"),
     option("http_port", type=Port(), metavar="PORT"),
     option("token", metavar="TOKEN"),
+    option("view_token", metavar="TOKEN"),
     option("no_auth"),
     option("allow_origin", metavar="ORIGIN", multiple=True),
     option("allow_host", metavar="NAME", multiple=True),
@@ -186,6 +187,8 @@ def describe_invalid(error: Any) -> tuple[str, int]:
 def guarded(settings: Settings) -> tuple[Settings, bool]:
     """Off loopback, a token unless --no-auth says otherwise (as Jupyter does); True when
     the token was made here, so the start-up line may show it."""
+    if settings.token is None and settings.view_token is not None:
+        return settings.model_copy(update={"token": secrets.token_urlsafe(24)}), True
     if is_loopback(settings.http_host) or settings.token is not None:
         return settings, False
     if settings.no_auth:
@@ -242,6 +245,9 @@ def describe_start(
     host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
     scheme = "https" if settings.http_tls_cert else "http"
     page = f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}/"
+    view = ""
+    if settings.view_token is not None:
+        view = f"; view-only page at {page}?token={settings.view_token}"
     if settings.token is not None:
         page += f"?token={settings.token}" if shown else " (token required)"
     if tcp is not None:
@@ -259,7 +265,7 @@ def describe_start(
         partial += ", telnet"
     return (
         f"webchat: page at {page} - {what}, {settings.framing} framing ({partial}), "
-        f"transcript in {store.where}"
+        f"transcript in {store.where}{view}"
     )
 
 

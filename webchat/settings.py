@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         description="needed for the page, /ws, /api and /docs (Bearer, ?token= or cookie); "
         "generated when --http-host is not loopback",
     )
+    view_token: str | None = Field(
+        None,
+        min_length=8,
+        description="a second token that may only watch: the page, the transcript and the "
+        "live log, never send or change anything (403); implies a --token",
+    )
     no_auth: bool = Field(False, description="no token even off loopback (prints a warning)")
     allow_origin: list[str] = Field(
         [], description="another page origin that may open /ws, e.g. https://proxy.example"

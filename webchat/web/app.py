@@ -67,6 +67,7 @@ def create_app(
     app.add_middleware(
         Guard,
         token=settings.token,
+        view_token=settings.view_token,
         allowed_origins=settings.allow_origin,
         max_body=settings.max_body,
         hosts=[settings.http_host, *settings.allow_host],

@@ -84,9 +84,11 @@ class Guard:
         max_body: int,
         hosts: Iterable[str] = (),
         large_bodies: Mapping[str, int] | None = None,
+        view_token: str | None = None,
     ) -> None:
         self.app = app
         self.token = token.encode() if token else None
+        self.view_token = view_token.encode() if view_token else None
         self.hosts = frozenset(host_name(h) if h != "*" else h for h in hosts)
         self.allowed_origins = frozenset(normalise_origin(o) for o in allowed_origins)
         self.max_body = max_body
@@ -133,11 +135,15 @@ class Guard:
         return (morsel.value.encode() if morsel else None), False
 
     def _authorised(self, scope: Scope, headers: Headers) -> tuple[bool, bool]:
-        """(allowed, set a cookie): constant-time, whatever the lengths."""
+        """(allowed, set a cookie): constant-time, whatever the lengths. A view token is
+        allowed too, and marks the request read-only (`viewer`)."""
         if self.token is None or scope["path"].startswith(OPEN_PATHS):
             return True, False
         given, from_query = self._presented(scope, headers)
         ok = given is not None and hmac.compare_digest(given, self.token)
+        if not ok and given is not None and self.view_token is not None:
+            ok = hmac.compare_digest(given, self.view_token)
+            scope.setdefault("state", {})[VIEWER] = ok
         return ok, ok and from_query
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -173,6 +179,10 @@ class Guard:
             )
             await response(scope, receive, _with_headers(send, None))
             return
+        if viewer(scope) and scope["method"] not in READ_METHODS:
+            refused = JSONResponse({"detail": VIEW_ONLY}, 403)
+            await refused(scope, receive, _with_headers(send, None))
+            return
         limit = self.large_bodies.get(scope["path"], self.max_body)
         length = headers.get("content-length", "")
         if length.isdigit() and int(length) > limit:
@@ -198,11 +208,27 @@ class Guard:
         await self.app(scope, _limited(receive, limit, over_limit), sending)
 
     def _cookie(self, scope: Scope) -> bytes:
-        assert self.token is not None
+        """The token the page was opened with, never more: a view-only link's cookie must
+        not carry the full token."""
+        token = self.view_token if viewer(scope) else self.token
+        assert token is not None
         secure = "; Secure" if scope["scheme"] == "https" else ""
         return (
-            f"{cookie_name(scope)}={self.token.decode()}; Path=/; HttpOnly; SameSite=Strict{secure}"
+            f"{cookie_name(scope)}={token.decode()}; Path=/; HttpOnly; SameSite=Strict{secure}"
         ).encode()
+
+
+VIEWER = "webchat.viewer"
+"""Set in the scope's state for a request made with `--view-token`: it may read, not act."""
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+VIEW_ONLY = (
+    "this is a view-only link (--view-token): it can read the transcript and the live log, "
+    "not send or change anything; ask for the full link (--token)"
+)
+
+
+def viewer(scope: Scope) -> bool:
+    return bool(scope.get("state", {}).get(VIEWER))
 
 
 UNAUTHORISED = (

@@ -12,6 +12,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from webchat.web.guard import viewer
 from webchat.web.runtime import VERSION, runtime
 
 
@@ -32,7 +33,9 @@ async def page(request: Request) -> HTMLResponse:
     role = rt.settings.role
     heading = "TCP Server" if role == "server" else "TCP Client"  # the seed's window titles
     where = rt.role.address[rt.role.address.rindex(":") :] if role == "server" else rt.role.address
-    context = {"title": f"webchat · {role} {where}", "heading": heading, "role": role}
+    context: dict[str, object] = {"title": f"webchat · {role} {where}", "heading": heading}
+    context["role"] = role
+    context["viewer"] = viewer(request.scope)
     context["version"] = VERSION
     return templates.TemplateResponse(request, "index.html", context)
 

@@ -24,6 +24,7 @@ from webchat.roles.base import SendError
 from webchat.store import Store, StoreError
 from webchat.web.api import MAX_ID
 from webchat.web.cork import WRITABLE
+from webchat.web.guard import VIEW_ONLY, viewer
 from webchat.web.runtime import ROSTER_PEERS, Runtime, runtime
 from webchat.wire.json import (
     Ping,
@@ -183,7 +184,9 @@ async def receive(ws: WebSocket, reader: Reader, rt: Runtime) -> None:
                 if text is not None
                 else "send JSON in text frames, not binary ones"
             )
-            if isinstance(request, SendRequest):
+            if isinstance(request, SendRequest) and viewer(ws.scope):
+                reader.reply(error_frame(VIEW_ONLY, request.ref))
+            elif isinstance(request, SendRequest):
                 outbox = outbox or Outbox(rt, reader)
                 outbox.put(request)
             elif isinstance(request, Ping):
