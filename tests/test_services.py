@@ -138,13 +138,21 @@ class SlowLink:
 
 @pytest.fixture
 def ngircd(tmp_path: Path) -> Iterator[int]:
+    with irc_server(tmp_path) as port:
+        yield port
+
+
+@contextlib.contextmanager
+def irc_server(where: Path, ping_timeout: int = 120) -> Iterator[int]:
+    """Debian's ngircd on a free port; it PINGs a client silent for `ping_timeout` seconds
+    and drops it after as many more without a PONG."""
     program = need("ngircd", "ngircd")
     port = free_port()
-    conf = tmp_path / "ngircd.conf"
+    conf = where / "ngircd.conf"
     conf.write_text(
         "[Global]\nName = irc.example.org\nInfo = webchat test\nListen = 127.0.0.1\n"
-        f'Ports = {port}\nMotdPhrase = "hello from ngircd"\nPidFile = {tmp_path}/ngircd.pid\n'
-        "[Options]\nPAM = no\nDNS = no\nIdent = no\n"
+        f'Ports = {port}\nMotdPhrase = "hello from ngircd"\nPidFile = {where}/ngircd.pid\n'
+        f"[Limits]\nPingTimeout = {ping_timeout}\n[Options]\nPAM = no\nDNS = no\nIdent = no\n"
     )
     with listening([program, "-n", "-f", str(conf)], port):
         yield port

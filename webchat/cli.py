@@ -23,11 +23,12 @@ from click.core import ParameterSource
 from webchat.commands import export_command, transcripts_command
 from webchat.model import peer_name
 from webchat.roles.net import bind_listener, describe_error, is_loopback
+from webchat.room.autoreply import load_rules
 from webchat.runner import NotStarted, loop_factory, serve
 from webchat.settings import Settings, Unusable
 from webchat.store import Store, StoreError
 from webchat.types import FRAMING_NAMES, STARTTLS_NAMES
-from webchat.web.runtime import open_transcript
+from webchat.web.runtime import open_transcript, rules_path
 
 USAGE_ERROR = 2
 RUN_ERROR = 1
@@ -80,6 +81,7 @@ common_options = [
     option("max_line", type=click.IntRange(1, 16 * 1024 * 1024), metavar="BYTES"),
     option("flush_after", type=click.FloatRange(min=0), metavar="SECONDS"),
     option("telnet"),
+    option("echo"),
     option("max_history", type=click.IntRange(1), metavar="N"),
     option("max_send", type=click.IntRange(1), metavar="BYTES"),
     option("db", metavar="PATH"),
@@ -278,6 +280,7 @@ def run(settings: Settings) -> None:
         resolve(settings)
     http = listen("HTTP", settings.http_host, settings.http_port, "http")
     try:
+        load_rules(rules_path(settings, tcp))
         store = open_transcript(settings, tcp)
     except StoreError as exc:
         fail(str(exc))

@@ -165,6 +165,10 @@ class Hub:
         self._idle.set()
         store.follow(self._committed)
 
+    def listen(self, listener: Listener) -> None:
+        """Also tell `listener` of every committed entry (the auto-responder)."""
+        self._listeners.append(listener)
+
     async def record(self, entries: Sequence[Entry], *, send: bool = False) -> Sequence[Entry]:
         """Commit `entries`; they reach readers through the store's tail. `send` as in
         `Store.append`."""

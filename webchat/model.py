@@ -29,6 +29,8 @@ class Message:
     text: str
     ts: float = dataclasses.field(default_factory=time.time)
     id: int = 0
+    rule: int | None = None
+    """The auto-responder rule that sent it; None for everything else."""
 
     def __post_init__(self) -> None:
         if self.direction not in ("in", "out"):
@@ -42,8 +44,10 @@ class Message:
         return cls("in", peer, data, decode(data), ts)
 
     @classmethod
-    def sent(cls, peer: str | None, data: bytes) -> Message:
-        return cls("out", peer, data, decode(data))
+    def sent(cls, peer: str | None, data: bytes, rule: int | None = None) -> Message:
+        if rule is None:
+            return cls("out", peer, data, decode(data))
+        return cls("out", peer, data, decode(data), rule=rule)
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,6 +131,9 @@ class Settings(BaseSettings):
         description="server: a TCP peer that finished sending (half-close) stays open for "
         "replies this many seconds after our last write",
     )
+    echo: bool = Field(
+        False, description="answer every line with itself: an echo server (rule 0 in /api/rules)"
+    )
     telnet: bool = Field(
         False,
         description="speak telnet: refuse every option offered (as ncat -t), keep IAC "

@@ -18,6 +18,7 @@ EventKind = Literal[
     "disconnected",
     "rejected",
     "connect_failed",
+    "rate_limited",
     "cleared",
 ]
 FramingName = Literal["line", "crlf", "raw", "nul", "len16", "len32"]

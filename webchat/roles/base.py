@@ -185,7 +185,9 @@ class RoleBase(abc.ABC):
             return [self.peers[to]]
         raise UnknownPeer(f"no peer named {to!r}; connected: {', '.join(self.peers)}")
 
-    def _plan(self, data: bytes, to: str | None, ending: LineEnding) -> _Planned:
+    def _plan(
+        self, data: bytes, to: str | None, ending: LineEnding, rule: int | None = None
+    ) -> _Planned:
         """The entry, targets and framed bytes of a send, or the `SendError` it meets."""
         targets = self.targets(to)
         try:
@@ -194,22 +196,32 @@ class RoleBase(abc.ABC):
             raise Unframeable(f"{self.options.framing} framing: {exc}") from None
         if self.options.telnet:
             wire = escape(wire)
-        return Message.sent(to, data), targets, wire
+        return Message.sent(to, data, rule), targets, wire
 
-    async def send(self, data: bytes, to: str | None, ending: LineEnding = "framing") -> Entry:
-        """Record the `out` entry, then write: the transcript never shows a reply first."""
-        (outcome,) = await self.send_many([(data, to, ending)])
+    async def send(
+        self,
+        data: bytes,
+        to: str | None,
+        ending: LineEnding = "framing",
+        *,
+        rule: int | None = None,
+    ) -> Entry:
+        """Record the `out` entry, then write: the transcript never shows a reply first.
+        `rule`: the auto-responder rule that sends it."""
+        (outcome,) = await self.send_many([(data, to, ending)], rule=rule)
         if isinstance(outcome, SendError):
             raise outcome
         return outcome
 
-    async def send_many(self, sends: Sequence[Send]) -> list[Entry | SendError]:
+    async def send_many(
+        self, sends: Sequence[Send], *, rule: int | None = None
+    ) -> list[Entry | SendError]:
         """Several sends in one commit, in order; each outcome is its entry or its error.
         Raises `StoreError` when the commit fails: then nothing was written."""
         planned: list[_Planned | SendError] = []
         for data, to, ending in sends:
             try:
-                planned.append(self._plan(data, to, ending))
+                planned.append(self._plan(data, to, ending, rule))
             except SendError as exc:
                 planned.append(exc)
         entries = [p[0] for p in planned if not isinstance(p, SendError)]

@@ -35,12 +35,13 @@ _EPOCH = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta VALUES ('epoch', lower(hex(randomblob(16))));
 """
-_TLS = "ALTER TABLE entries ADD COLUMN tls TEXT;"
-"""An event's TLS details as JSON, else NULL. (No SQL comment: the migration runs on one line.)"""
-MIGRATIONS = {1: _SCHEMA_V1, 2: _EPOCH, 3: _TLS}
+_META = "ALTER TABLE entries ADD COLUMN meta TEXT;"
+"""What some entries carry beside their body, as JSON, else NULL: an event's `tls`, an
+automatic reply's `rule`. (No SQL comment: the migration runs on one line.)"""
+MIGRATIONS = {1: _SCHEMA_V1, 2: _EPOCH, 3: _META}
 """`user_version` N+1 is reached by running MIGRATIONS[N+1]; add a step, never edit one."""
 
-COLUMNS = "id, ts, kind, peer, body, tls"
+COLUMNS = "id, ts, kind, peer, body, meta"
 OLD_COLUMNS = "id, ts, kind, peer, body, NULL"
 """What a read-only export selects from a file older than schema 3."""
 INSERT = f"INSERT INTO entries ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
@@ -67,17 +68,19 @@ _MESSAGE_KINDS = ("in", "out")
 
 def row(entry: Entry) -> tuple[Any, ...]:
     if isinstance(entry, Message):
-        return (entry.id, entry.ts, entry.direction, entry.peer, entry.data, None)
-    tls = None if entry.tls is None else json.dumps(entry.tls)
-    return (entry.id, entry.ts, entry.kind, entry.peer, entry.detail, tls)
+        meta = None if entry.rule is None else f'{{"rule":{entry.rule}}}'
+        return (entry.id, entry.ts, entry.direction, entry.peer, entry.data, meta)
+    meta = None if entry.tls is None else json.dumps({"tls": entry.tls})
+    return (entry.id, entry.ts, entry.kind, entry.peer, entry.detail, meta)
 
 
 def entry(values: tuple[Any, ...]) -> Entry:
-    entry_id, ts, kind, peer, body, tls = values
+    entry_id, ts, kind, peer, body, meta = values
+    extra = {} if meta is None else json.loads(meta)
     if kind in _MESSAGE_KINDS:
         data = bytes(body)
-        return Message(kind, peer, data, decode(data), ts, entry_id)
-    return Event(kind, peer, body, ts, entry_id, None if tls is None else json.loads(tls))
+        return Message(kind, peer, data, decode(data), ts, entry_id, extra.get("rule"))
+    return Event(kind, peer, body, ts, entry_id, extra.get("tls"))
 
 
 def _problem(path: str, exc: sqlite3.Error) -> StoreError:

@@ -19,6 +19,7 @@ from webchat.roles.base import RoleBase
 from webchat.roles.client import TcpClient
 from webchat.roles.net import bind_listener
 from webchat.roles.server import TcpServer
+from webchat.room.autoreply import AutoReply
 from webchat.settings import Settings
 from webchat.store import Store, open_store
 from webchat.store.files import SUFFIX, data_dir
@@ -42,6 +43,7 @@ class Runtime:
     hub: Hub
     role: RoleBase
     console: Console | None = None
+    auto: AutoReply | None = None
     sending: set[asyncio.Task[None]] = field(default_factory=set)
 
     def status(self, most_peers: int | None = None) -> dict[str, Any]:
@@ -93,6 +95,15 @@ class Runtime:
         }
 
 
+RULES_SUFFIX = ".rules.json"
+"""The auto-responder's rules live beside the transcript, one file per transcript."""
+
+
+def rules_path(settings: Settings, tcp_sock: socket.socket | None) -> str | None:
+    path = transcript_path(settings, tcp_sock)
+    return None if path == ":memory:" else path + RULES_SUFFIX
+
+
 def runtime(app: ASGIApp) -> Runtime:
     rt: Runtime = app.state.runtime  # type: ignore[attr-defined]
     return rt
@@ -123,7 +134,10 @@ def build(settings: Settings, tcp_sock: socket.socket | None, store: Store | Non
     store = store or open_transcript(settings, tcp_sock)
     console = None if settings.quiet else Console()
     hub = Hub(store, () if console is None else (console,))
-    return Runtime(settings, hub, make_role(settings, hub, tcp_sock), console)
+    role = make_role(settings, hub, tcp_sock)
+    auto = AutoReply(role, rules_path(settings, tcp_sock), settings.echo)
+    hub.listen(auto)
+    return Runtime(settings, hub, role, console, auto)
 
 
 def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> RoleBase:

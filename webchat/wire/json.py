@@ -36,6 +36,8 @@ def entry_dict(entry: Entry) -> dict[str, Any]:
         }
         if not exact(entry):
             shown["b64"] = base64.b64encode(entry.data).decode()
+        if entry.rule is not None:
+            shown["rule"] = entry.rule
         return shown
     shown = {
         "type": "event",

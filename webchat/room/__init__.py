@@ -1,0 +1,1 @@
+"""The room and its automation: the auto-responder (rules, timers), later names and snippets."""
