@@ -282,7 +282,10 @@ export class Log {
     if (e.type === "message") {
       el.className = "row " + e.direction;
       const peer = e.peer || (e.direction === "out" ? "all" : "");
-      el.append(time, cell("dir", e.direction), cell("peer", peer), cell("text", ""));
+      // An automatic reply says which rule sent it: "auto" in place of "out".
+      const dir = cell("dir", e.rule === undefined ? e.direction : "auto");
+      if (e.rule !== undefined) dir.title = `sent by auto-responder rule ${e.rule} (GET /api/rules)`;
+      el.append(time, dir, cell("peer", peer), cell("text", ""));
       el.lastChild.textContent = shown(e, this.viewOf(e), this.columns);
       el.title = peer;
     } else {

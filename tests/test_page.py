@@ -532,6 +532,19 @@ def test_a_view_only_link_shows_the_log_live_but_cannot_send(browser: Browser) -
         page.close()
 
 
+def test_an_automatic_reply_is_marked_on_the_page(browser: Browser) -> None:
+    with Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--echo") as running:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{running.http_port}/")
+        with dial(f"127.0.0.1:{running.tcp_port}") as sock:
+            sock.sendall(b"say it back\n")
+            assert recv_until(sock, b"\n") == b"say it back\n"
+            auto = page.locator(".row.out .dir", has_text="auto")
+            expect(auto).to_have_count(1)
+            expect(auto).to_have_attribute("title", re.compile("auto-responder rule 0"))
+        page.close()
+
+
 def test_start_tls_from_the_client_panel(browser: Browser, tmp_path: Path) -> None:
     ca = trustme.CA()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
