@@ -3,6 +3,7 @@
 import { Log } from "./log.js";
 import { Roster } from "./roster.js";
 import { Sender } from "./send.js";
+import { SnippetBar } from "./snippets.js";
 import { Socket } from "./socket.js";
 import { VIEWS } from "./views.js";
 
@@ -69,6 +70,13 @@ const socket = new Socket({
 const sender = new Sender(document.getElementById("send-form"), {
   socket,
   target: () => (peerSelect && peerSelect.value) || null,
+});
+
+new SnippetBar(document.getElementById("snippets"), {
+  target: () => (peerSelect && peerSelect.value) || null,
+  entry: document.getElementById("entry"),
+  mode: document.getElementById("send-mode"),
+  say: (text) => sender.say(text),
 });
 
 function showState() {

@@ -15,6 +15,8 @@ export class Socket {
     this.pingSentAt = 0;
     this.lastPong = 0;
     this.rttMs = null;
+    this.everOpen = false;
+    this.early = []; // sends made while the first connection is still being opened
     setInterval(() => this.ping(), PING_EVERY);
   }
 
@@ -35,6 +37,8 @@ export class Socket {
       this.retryDelay = 500;
       this.lastPong = Date.now();
       this.rttMs = null;
+      this.everOpen = true;
+      for (const frame of this.early.splice(0)) ws.send(JSON.stringify(frame));
       this.ping();
       this.on.state(true);
     });
@@ -75,6 +79,13 @@ export class Socket {
   }
 
   send(frame) {
+    // Enter pressed as the page loads: the first connection is on its way, so the send
+    // waits for it rather than being refused. After that, a closed socket refuses.
+    const opening = !this.everOpen && this.ws !== null && this.ws.readyState === WebSocket.CONNECTING;
+    if (opening && this.early.length < 100) {
+      this.early.push(frame);
+      return true;
+    }
     if (!this.open) return false;
     this.ws.send(JSON.stringify(frame));
     return true;

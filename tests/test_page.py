@@ -532,6 +532,26 @@ def test_a_view_only_link_shows_the_log_live_but_cannot_send(browser: Browser) -
         page.close()
 
 
+def test_a_snippet_saved_on_the_page_is_sent_with_one_click(
+    browser: Browser, server: Running
+) -> None:
+    page = browser.new_page()
+    page.on("dialog", lambda dialog: dialog.accept("greet"))
+    page.goto(f"http://127.0.0.1:{server.http_port}/")
+    with dial(f"127.0.0.1:{server.tcp_port}") as sock:
+        expect(page.locator("#peers .peer")).to_have_count(1)
+        page.get_by_label("Message").fill("hello #{{counter}}")
+        page.get_by_role("button", name="Save as snippet").click()
+        greet = page.get_by_role("button", name="greet", exact=True)
+        greet.click()
+        assert recv_until(sock, b"\n") == b"hello #1\n"
+        greet.click()
+        assert recv_until(sock, b"\n") == b"hello #2\n"
+        page.get_by_role("button", name="Delete snippet greet").click()
+        expect(greet).to_have_count(0)
+    page.close()
+
+
 def test_an_automatic_reply_is_marked_on_the_page(browser: Browser) -> None:
     with Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--echo") as running:
         page = browser.new_page()

@@ -20,6 +20,7 @@ from webchat.roles.client import TcpClient
 from webchat.roles.net import bind_listener
 from webchat.roles.server import TcpServer
 from webchat.room.autoreply import AutoReply
+from webchat.room.snippets import Snippets
 from webchat.settings import Settings
 from webchat.store import Store, open_store
 from webchat.store.files import SUFFIX, data_dir
@@ -44,6 +45,7 @@ class Runtime:
     role: RoleBase
     console: Console | None = None
     auto: AutoReply | None = None
+    snippets: Snippets | None = None
     sending: set[asyncio.Task[None]] = field(default_factory=set)
 
     def status(self, most_peers: int | None = None) -> dict[str, Any]:
@@ -137,7 +139,9 @@ def build(settings: Settings, tcp_sock: socket.socket | None, store: Store | Non
     role = make_role(settings, hub, tcp_sock)
     auto = AutoReply(role, rules_path(settings, tcp_sock), settings.echo)
     hub.listen(auto)
-    return Runtime(settings, hub, role, console, auto)
+    path = transcript_path(settings, tcp_sock)
+    snippets = Snippets(None if path == ":memory:" else path)
+    return Runtime(settings, hub, role, console, auto, snippets)
 
 
 def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> RoleBase:

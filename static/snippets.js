@@ -1,0 +1,82 @@
+// Saved messages as a row of buttons above the entry: a click sends one (to the peer in
+// "To"), "Save as snippet" keeps what is in the entry, × deletes. They live in the
+// transcript file, so every page of this webchat shares them (GET /api/snippets).
+
+export class SnippetBar {
+  constructor(el, { target, entry, mode, say }) {
+    this.el = el;
+    this.target = target;
+    this.entry = entry;
+    this.mode = mode;
+    this.say = say;
+    this.list = el.querySelector("#snippet-list");
+    el.querySelector("#save-snippet").addEventListener("click", () => this.save());
+    this.load();
+  }
+
+  async load() {
+    const response = await fetch("api/snippets").catch(() => null);
+    if (!response || !response.ok) return;
+    const { snippets } = await response.json();
+    this.list.replaceChildren(...snippets.map((s) => this.item(s)));
+  }
+
+  item(snippet) {
+    const li = document.createElement("li");
+    const use = document.createElement("button");
+    use.type = "button";
+    use.className = "snippet";
+    use.textContent = snippet.name;
+    use.title = snippet.text ?? `hex ${snippet.hex}`;
+    use.addEventListener("click", () => this.use(snippet));
+    const drop = document.createElement("button");
+    drop.type = "button";
+    drop.className = "drop";
+    drop.textContent = "×";
+    drop.setAttribute("aria-label", `Delete snippet ${snippet.name}`);
+    drop.addEventListener("click", () => this.drop(snippet));
+    li.append(use, drop);
+    return li;
+  }
+
+  async use(snippet) {
+    const to = this.target();
+    await this.call(`api/snippets/${snippet.id}/send`, "POST", to ? { to } : {}, `${snippet.name} not sent`);
+  }
+
+  async save() {
+    const body = this.entry.value;
+    if (!body) {
+      this.say("type the message to save in the entry first");
+      return;
+    }
+    const name = window.prompt("Name for this snippet", body.slice(0, 20));
+    if (!name) return;
+    const fields = this.mode.value === "hex" ? { name, hex: body } : { name, text: body };
+    if (await this.call("api/snippets", "POST", fields, "not saved")) this.load();
+  }
+
+  async drop(snippet) {
+    if (await this.call(`api/snippets/${snippet.id}`, "DELETE", null, "not deleted")) this.load();
+  }
+
+  async call(url, method, body, failure) {
+    const init = { method };
+    if (body !== null) {
+      init.body = JSON.stringify(body);
+      init.headers = { "Content-Type": "application/json" };
+    }
+    const response = await fetch(url, init).catch(() => null);
+    if (!response) {
+      this.say(`${failure}: webchat is unreachable`);
+      return false;
+    }
+    if (!response.ok) {
+      const answer = await response.json().catch(() => ({}));
+      this.say(`${failure}: ${answer.detail || `answered ${response.status}`}`);
+      return false;
+    }
+    this.say("");
+    return true;
+  }
+}
