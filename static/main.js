@@ -43,6 +43,7 @@ const socket = new Socket({
     const port = frame.tcp.slice(frame.tcp.lastIndexOf(":"));
     document.title = `webchat · ${role} ${role === "server" ? port : frame.tcp}`;
     if (restarted) log.reset(); // a new transcript: its entries replace the old ones
+    sender.chat(Boolean(frame.chat));
   },
   entries: (entries) => log.push(entries),
   status(frame) {

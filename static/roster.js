@@ -58,7 +58,7 @@ export class Roster {
     button.type = "button";
     button.tabIndex = first ? 0 : -1;
     button.className = "peer";
-    button.textContent = p.peer;
+    button.textContent = p.name ? `${p.name} ${p.peer}` : p.peer; // --chat: the name first
     button.title = `Send to ${p.peer}`;
     button.addEventListener("click", () => this.onTarget(p.peer));
     const growing = p.pending > 0 && p.pending > (this.pending.get(p.peer) ?? Infinity);

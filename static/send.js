@@ -3,6 +3,7 @@
 // Up and Down recall earlier sends, kept in this browser.
 
 const HISTORY = "webchat.history";
+const NAME = "webchat.name";
 const HISTORY_MOST = 100;
 
 export class Sender {
@@ -22,6 +23,9 @@ export class Sender {
       ev.preventDefault();
       this.submit();
     });
+    this.name = form.querySelector("#chat-name");
+    this.name.value = localStorage.getItem(NAME) || "";
+    this.name.addEventListener("change", () => localStorage.setItem(NAME, this.name.value));
     this.fileButton = form.querySelector("#send-file");
     this.file = form.querySelector("#file");
     // A label, not a button, opens the file chooser: "Send" stays the one button of its name.
@@ -54,6 +58,7 @@ export class Sender {
     if (this.ending.value !== "framing") frame.line_ending = this.ending.value;
     const to = this.target();
     if (to) frame.to = to;
+    if (!this.name.hidden && this.name.value) frame.name = this.name.value;
     if (!this.socket.send(frame)) {
       this.say("webchat is unreachable; your text is kept: send again once it is back");
       return;
@@ -106,6 +111,11 @@ export class Sender {
       this.file.disabled = false;
       this.file.value = ""; // the same file can be chosen again
     }
+  }
+
+  // --chat: the room shows who speaks, so the page asks for a name (kept in this browser).
+  chat(on) {
+    this.name.hidden = !on;
   }
 
   say(text, note = false) {

@@ -60,6 +60,7 @@ export function eventWords(e, role) {
     disconnected: () => `${e.peer} disconnected (${e.detail})`,
     rejected: () => `Rejected ${e.peer}: ${e.detail}`,
     connect_failed: () => `Cannot connect to ${e.peer}: ${e.detail}`,
+    chat: () => `* ${e.detail}`,
     tls: () => `TLS with ${e.peer}: ${e.detail}`,
     telnet: () => `Telnet negotiation from ${e.peer}: ${e.detail}`,
     cleared: () => `Transcript cleared: ${e.detail}`,

@@ -552,6 +552,28 @@ def test_a_snippet_saved_on_the_page_is_sent_with_one_click(
     page.close()
 
 
+def test_a_browser_user_and_nc_chat_in_one_room(browser: Browser) -> None:
+    with Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--chat") as running:
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{running.http_port}/")
+        name = page.get_by_label("Your name")
+        expect(name).to_be_visible()
+        name.fill("alice")
+        name.dispatch_event("change")
+        with dial(f"127.0.0.1:{running.tcp_port}") as sock:
+            assert recv_until(sock, b"\n").startswith(b"* welcome, you are user1")
+            expect(page.get_by_role("log")).to_contain_text("user1 joined")
+            entry = page.get_by_label("Message")
+            entry.fill("hello room")
+            entry.press("Enter")
+            assert recv_until(sock, b"\n") == b"<alice> hello room\n"
+            sock.sendall(b"hi alice\n")
+            expect(page.get_by_role("log")).to_contain_text("hi alice")
+        page.reload()
+        expect(page.get_by_label("Your name")).to_have_value("alice")  # remembered
+        page.close()
+
+
 def test_an_automatic_reply_is_marked_on_the_page(browser: Browser) -> None:
     with Running("server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--echo") as running:
         page = browser.new_page()

@@ -125,6 +125,7 @@ def cli(ctx: click.Context) -> None:
 @apply(http_options)
 @option("max_clients", type=click.IntRange(0), metavar="N")
 @option("relay")
+@option("chat")
 @option("allow", metavar="CIDR", multiple=True)
 @option("deny", metavar="CIDR", multiple=True)
 @option("tcp_tls_cert", metavar="FILE")
@@ -253,7 +254,7 @@ def describe_start(
     if settings.token is not None:
         page += f"?token={settings.token}" if shown else " (token required)"
     if tcp is not None:
-        relay = " (relay on)" if settings.relay else ""
+        relay = " (chat room)" if settings.chat else " (relay on)" if settings.relay else ""
         tls = " with TLS" if settings.tcp_tls_cert else ""
         tls += " (client certificates required)" if settings.tcp_tls_client_ca else ""
         what = f"TCP server on {peer_name(*tcp.getsockname()[:2])}{tls}{relay}"

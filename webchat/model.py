@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import ipaddress
 import math
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,6 +32,8 @@ class Message:
     id: int = 0
     rule: int | None = None
     """The auto-responder rule that sent it; None for everything else."""
+    name: str | None = None
+    """`--chat`: who said it (a TCP peer's chat name, or the page user's)."""
 
     def __post_init__(self) -> None:
         if self.direction not in ("in", "out"):
@@ -44,10 +47,12 @@ class Message:
         return cls("in", peer, data, decode(data), ts)
 
     @classmethod
-    def sent(cls, peer: str | None, data: bytes, rule: int | None = None) -> Message:
-        if rule is None:
+    def sent(
+        cls, peer: str | None, data: bytes, rule: int | None = None, name: str | None = None
+    ) -> Message:
+        if rule is None and name is None:
             return cls("out", peer, data, decode(data))
-        return cls("out", peer, data, decode(data), rule=rule)
+        return cls("out", peer, data, decode(data), rule=rule, name=name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +90,10 @@ def decode(data: bytes) -> str:
 def searchable(entry: Entry) -> str:
     """The text a search looks in: a message's text, an event's detail."""
     return entry.text if isinstance(entry, Message) else entry.detail
+
+
+CHAT_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]{}|^`]{1,24}")
+"""A `--chat` name: IRC's nickname characters (and `.`/`-`), 1 to 24 of them."""
 
 
 def peer_name(host: str, port: int) -> str:

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     http_port: int = Field(8000, ge=0, le=65535, description="HTTP port (0 picks a free one)")
     max_clients: int = Field(0, ge=0, description="TCP clients at once; 0 means no limit")
     relay: bool = Field(False, description="also write each peer's message to every other peer")
+    chat: bool = Field(
+        False,
+        description="server: a chat room, as ncat --chat: each line goes to the others as "
+        "<name> text; peers are user<N> until /nick NAME; joins, leaves and renames announced",
+    )
     framing: FramingName = Field(
         "line",
         description="line: up to LF (sends LF); crlf: up to LF (sends CRLF); raw: each chunk "
@@ -257,6 +262,7 @@ class Settings(BaseSettings):
             idle_timeout=self.idle_timeout,
             flush_after=delay or None,
             telnet=self.telnet,
+            chat=self.chat and self.role == "server",
             half_close_linger=(
                 None if self.no_half_close or self.role == "client" else self.half_close_linger
             ),

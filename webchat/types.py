@@ -19,6 +19,7 @@ EventKind = Literal[
     "rejected",
     "connect_failed",
     "rate_limited",
+    "chat",
     "cleared",
 ]
 FramingName = Literal["line", "crlf", "raw", "nul", "len16", "len32"]

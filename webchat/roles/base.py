@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +23,9 @@ from webchat.telnet import escape
 from webchat.types import LineEnding, RoleName
 
 _Planned = tuple[Message, list[Peer], bytes]
-Send = tuple[bytes, str | None, LineEnding]
-"""A send as the role takes it: the payload, the target (None for all), the line ending."""
+Send = tuple[bytes, str | None, LineEnding, str | None]
+"""A send as the role takes it: the payload, the target (None for all), the line ending,
+and in `--chat` the page user's name."""
 
 NO_CONNECTION = (
     "the server role makes no connection: its peers connect to it; "
@@ -96,6 +97,8 @@ class RoleBase(abc.ABC):
         self.changed = asyncio.Event()
         """Set when a peer comes or goes, or the connection's state changes."""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.on_join: list[Callable[[Peer], None]] = []
+        """Told of each peer once it is listed (its `connected` entry kept): the chat room."""
         # Telnet's line end is CRLF (RFC 854): `line` framing sends it under --telnet.
         framing = "crlf" if options.telnet and options.framing == "line" else options.framing
         self._encoder = make_framer(framing, options.max_line)
@@ -167,6 +170,8 @@ class RoleBase(abc.ABC):
         self.peers[peer.name] = peer
         self.changed.set()
         peer.admit()
+        for hook in self.on_join:  # admitted (writable), and nothing read yet
+            hook(peer)
         return True
 
     def _held_back(self) -> str | None:
@@ -186,17 +191,25 @@ class RoleBase(abc.ABC):
         raise UnknownPeer(f"no peer named {to!r}; connected: {', '.join(self.peers)}")
 
     def _plan(
-        self, data: bytes, to: str | None, ending: LineEnding, rule: int | None = None
+        self,
+        data: bytes,
+        to: str | None,
+        ending: LineEnding,
+        rule: int | None = None,
+        name: str | None = None,
     ) -> _Planned:
         """The entry, targets and framed bytes of a send, or the `SendError` it meets."""
         targets = self.targets(to)
+        if self.options.chat and rule is None:  # the room sees who speaks: `<name> text`
+            name = name or "web"
+            data = f"<{name}> ".encode() + data
         try:
             wire = frame_send(self._encoder, data, ending)
         except FramingError as exc:
             raise Unframeable(f"{self.options.framing} framing: {exc}") from None
         if self.options.telnet:
             wire = escape(wire)
-        return Message.sent(to, data, rule), targets, wire
+        return Message.sent(to, data, rule, name if self.options.chat else None), targets, wire
 
     async def send(
         self,
@@ -205,10 +218,11 @@ class RoleBase(abc.ABC):
         ending: LineEnding = "framing",
         *,
         rule: int | None = None,
+        name: str | None = None,
     ) -> Entry:
         """Record the `out` entry, then write: the transcript never shows a reply first.
         `rule`: the auto-responder rule that sends it."""
-        (outcome,) = await self.send_many([(data, to, ending)], rule=rule)
+        (outcome,) = await self.send_many([(data, to, ending, name)], rule=rule)
         if isinstance(outcome, SendError):
             raise outcome
         return outcome
@@ -219,9 +233,9 @@ class RoleBase(abc.ABC):
         """Several sends in one commit, in order; each outcome is its entry or its error.
         Raises `StoreError` when the commit fails: then nothing was written."""
         planned: list[_Planned | SendError] = []
-        for data, to, ending in sends:
+        for data, to, ending, name in sends:
             try:
-                planned.append(self._plan(data, to, ending, rule))
+                planned.append(self._plan(data, to, ending, rule, name))
             except SendError as exc:
                 planned.append(exc)
         entries = [p[0] for p in planned if not isinstance(p, SendError)]
@@ -277,6 +291,16 @@ class RoleBase(abc.ABC):
         for peer in here:
             peer.write(wire)
         return entry.id
+
+    def broadcast(self, data: bytes, *, but: str | None = None, only: str | None = None) -> None:
+        """Framed bytes to every peer (but one, or only one), not recorded: what `--chat`
+        relays and announces. The transcript has the line it came from."""
+        wire = frame_send(self._encoder, data, "framing")
+        if self.options.telnet:
+            wire = escape(wire)
+        for name, peer in list(self.peers.items()):
+            if name != but and only in (None, name):
+                peer.write(wire)
 
     async def _stop_peers(self) -> None:
         """FIN to every peer, then wait (bounded) until each departure is recorded."""

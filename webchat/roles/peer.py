@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from webchat.framing import Framer
-from webchat.model import Entry, Event, Message, TlsDetails, iso_utc, peer_name
+from webchat.model import Entry, Event, Message, TlsDetails, decode, iso_utc, peer_name
 from webchat.roles.intake import Intake
 from webchat.roles.net import describe_error, keepalive
 from webchat.store import StoreError
@@ -44,6 +44,8 @@ class PeerOptions:
     half_close_linger: float | None = None
     """Seconds a peer that finished sending stays writable after our last write; None
     (the client role, `--no-half-close`) takes its EOF as a close."""
+    chat: bool = False
+    """`--chat`: lines carry their speaker's name; sends from the page are `<name> text`."""
     telnet: bool = False
     """Refuse telnet options, keep IAC sequences out of the text, end lines at CR NUL too."""
 
@@ -97,6 +99,7 @@ class Peer(asyncio.BufferedProtocol):
         "active_at",
         "bytes_in",
         "bytes_out",
+        "chat_name",
         "connected_at",
         "done",
         "drop_reason",
@@ -119,6 +122,7 @@ class Peer(asyncio.BufferedProtocol):
         self.done: asyncio.Future[None] | None = None
         self.handshaking = False
         self.tls: TlsDetails | None = None
+        self.chat_name: str | None = None
         self.tap: Callable[[bytes], None] | None = None
         """Also told every chunk read: the STARTTLS preamble listens here."""
         self._state = "new"  # new -> open -> closed; "gone" when lost before it was admitted
@@ -145,6 +149,7 @@ class Peer(asyncio.BufferedProtocol):
             "pending": pending + sum(map(len, self._out or ())),
             "half_closed": self._half_closed,
             "tls": self.tls,
+            **({"name": self.chat_name} if self.chat_name is not None else {}),
         }
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -239,6 +244,10 @@ class Peer(asyncio.BufferedProtocol):
 
     def _commit(self, payloads: list[bytes]) -> None:
         name, now = self.name, time.time()  # the lines of one read arrived together
+        if self.chat_name is not None:
+            said = self.chat_name
+            self._take([Message("in", name, p, decode(p), now, name=said) for p in payloads])
+            return
         self._take([Message.received(name, p, now) for p in payloads])
 
     def _take(self, entries: list[Entry]) -> None:

@@ -68,7 +68,10 @@ _MESSAGE_KINDS = ("in", "out")
 
 def row(entry: Entry) -> tuple[Any, ...]:
     if isinstance(entry, Message):
-        meta = None if entry.rule is None else f'{{"rule":{entry.rule}}}'
+        meta = None
+        if entry.rule is not None or entry.name is not None:
+            extra = {"rule": entry.rule, "name": entry.name}
+            meta = json.dumps({k: v for k, v in extra.items() if v is not None})
         return (entry.id, entry.ts, entry.direction, entry.peer, entry.data, meta)
     meta = None if entry.tls is None else json.dumps({"tls": entry.tls})
     return (entry.id, entry.ts, entry.kind, entry.peer, entry.detail, meta)
@@ -79,7 +82,9 @@ def entry(values: tuple[Any, ...]) -> Entry:
     extra = {} if meta is None else json.loads(meta)
     if kind in _MESSAGE_KINDS:
         data = bytes(body)
-        return Message(kind, peer, data, decode(data), ts, entry_id, extra.get("rule"))
+        return Message(
+            kind, peer, data, decode(data), ts, entry_id, extra.get("rule"), extra.get("name")
+        )
     return Event(kind, peer, body, ts, entry_id, extra.get("tls"))
 
 

@@ -48,6 +48,9 @@ class SendBody(BaseModel):
         "framing",
         description="what ends it on the wire: the framing's own (default), none, lf or crlf",
     )
+    name: str | None = Field(
+        None, description="--chat: who speaks; TCP peers see <name> text (default: web)"
+    )
 
 
 class Problem(BaseModel):
@@ -96,12 +99,18 @@ async def status(request: Request) -> dict[str, Any]:
 async def post_message(request: Request, body: SendBody) -> dict[str, Any]:
     rt = runtime(request.app)
     send = parse_send(
-        body.text, body.hex, body.escapes, body.to, rt.settings.max_text, body.line_ending
+        body.text,
+        body.hex,
+        body.escapes,
+        body.to,
+        rt.settings.max_text,
+        body.line_ending,
+        name=body.name,
     )
     if isinstance(send, str):
         raise HTTPException(422, send)
     try:
-        entry = await rt.role.send(send.data, send.to, send.ending)
+        entry = await rt.role.send(send.data, send.to, send.ending, name=send.name)
     except EDGE_ERRORS as exc:
         raise http_error(exc) from None
     return entry_dict(entry)

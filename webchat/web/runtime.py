@@ -20,6 +20,7 @@ from webchat.roles.client import TcpClient
 from webchat.roles.net import bind_listener
 from webchat.roles.server import TcpServer
 from webchat.room.autoreply import AutoReply
+from webchat.room.chat import ChatRoom
 from webchat.room.snippets import Snippets
 from webchat.settings import Settings
 from webchat.store import Store, open_store
@@ -46,6 +47,7 @@ class Runtime:
     console: Console | None = None
     auto: AutoReply | None = None
     snippets: Snippets | None = None
+    chat: ChatRoom | None = None
     sending: set[asyncio.Task[None]] = field(default_factory=set)
 
     def status(self, most_peers: int | None = None) -> dict[str, Any]:
@@ -92,6 +94,7 @@ class Runtime:
             "framing": self.settings.framing,
             "peers": list(self.role.peers),
             "version": VERSION,
+            **({"chat": True} if self.chat is not None else {}),
             "last_id": self.hub.store.last_id,
             "epoch": self.hub.store.epoch,
         }
@@ -141,7 +144,10 @@ def build(settings: Settings, tcp_sock: socket.socket | None, store: Store | Non
     hub.listen(auto)
     path = transcript_path(settings, tcp_sock)
     snippets = Snippets(None if path == ":memory:" else path)
-    return Runtime(settings, hub, role, console, auto, snippets)
+    chat = ChatRoom(role) if role.options.chat else None
+    if chat is not None:
+        hub.listen(chat)
+    return Runtime(settings, hub, role, console, auto, snippets, chat)
 
 
 def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> RoleBase:
@@ -162,7 +168,7 @@ def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> R
         tcp_sock,
         options,
         max_clients=settings.max_clients,
-        relay=settings.relay,
+        relay=settings.relay and not settings.chat,  # the room relays lines, named
         refusal=settings.rules.refusal,
         tls=settings.tcp_tls,
     )

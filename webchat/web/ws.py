@@ -157,7 +157,8 @@ class Outbox:
         """The `out` entries reach this reader through the tail like any other; here a
         failure gets its `error` frame, and a send that carried an `id` its `sent` frame."""
         try:
-            outcomes = await self._rt.role.send_many([(r.data, r.to, r.ending) for r in batch])
+            sends = [(r.data, r.to, r.ending, r.name) for r in batch]
+            outcomes = await self._rt.role.send_many(sends)
         except StoreError as exc:
             outcomes = [SendError(str(exc))] * len(batch)  # the commit failed: nothing was sent
         for request, outcome in zip(batch, outcomes, strict=True):

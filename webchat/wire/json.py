@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import orjson
 
-from webchat.model import Entry, Message, iso_utc
+from webchat.model import CHAT_NAME, Entry, Message, iso_utc
 from webchat.notation import parse_hex, unescape
 from webchat.types import LINE_ENDINGS, LineEnding
 
@@ -38,6 +38,8 @@ def entry_dict(entry: Entry) -> dict[str, Any]:
             shown["b64"] = base64.b64encode(entry.data).decode()
         if entry.rule is not None:
             shown["rule"] = entry.rule
+        if entry.name is not None:
+            shown["name"] = entry.name
         return shown
     shown = {
         "type": "event",
@@ -104,6 +106,8 @@ class SendRequest:
     ref: object = None
     """The client's `id` for this send, echoed in its `sent` or `error` reply; None: no reply
     on success."""
+    name: str | None = None
+    """`--chat`: the page user's name, shown to TCP peers as `<name> text`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,18 +125,22 @@ def parse_send(
     max_text: int,
     ending: object = "framing",
     ref: object = None,
+    name: object = None,
 ) -> SendRequest | str:
     """The one check of a send, for `/ws` and REST alike: the request or the error."""
     if to is not None and not isinstance(to, str):
         return '"to" must be a peer name such as "127.0.0.1:5555", or null for every peer'
     if ending not in LINE_ENDINGS:
         return '"line_ending" must be "framing" (the default), "none", "lf" or "crlf"'
+    if name is not None and not (isinstance(name, str) and CHAT_NAME.fullmatch(name)):
+        return '"name" must be 1 to 24 letters, digits or _ . - [ ] { } | ^ `'
     data = _payload(text, hex_text, escapes)
     if isinstance(data, str):
         return data
     if len(data) > max_text:
         return f"the message is {len(data)} bytes; the limit is {max_text}"
-    return SendRequest(data, to, cast(LineEnding, ending), ref)
+    speaker = name if isinstance(name, str) else None
+    return SendRequest(data, to, cast(LineEnding, ending), ref, speaker)
 
 
 def _payload(text: object, hex_text: object, escapes: object) -> bytes | str:
@@ -183,4 +191,5 @@ def parse_client_frame(raw: str | bytes, max_text: int) -> SendRequest | Ping | 
         max_text,
         value.get("line_ending", "framing"),
         value.get("id"),
+        value.get("name"),
     )
