@@ -10,6 +10,7 @@ export class Roster {
     this.pending = new Map(); // peer -> pending bytes in the previous status
     this.list = el.querySelector("#peers");
     this.pages = el.querySelector("#pages");
+    this.visitors = el.querySelector("#visitors");
     this.connection = el.querySelector("#connection");
     this.startTls = el.querySelector('[data-connection="starttls"]');
     for (const button of el.querySelectorAll("[data-connection]")) {
@@ -41,6 +42,16 @@ export class Roster {
     this.pending = new Map(status.peers.map((p) => [p.peer, p.pending]));
     const pages = status.subscribers;
     this.pages.textContent = `${pages} page${pages === 1 ? "" : "s"} open`;
+    // Who is on the page side: a name once they gave one (--chat), where from, since when.
+    this.visitors.replaceChildren(
+      ...(status.pages || []).map((v) =>
+        item(
+          "visitor",
+          `${v.name || "page"} · ${v.address} · since ${time(v.connected_at)}` +
+            (v.sends ? ` · ${v.sends} sent` : "") + (v.view_only ? " · view only" : ""),
+        ),
+      ),
+    );
     if (this.connection && status.connection) {
       const c = status.connection;
       const state = c.state === "retrying" ? `retrying in ${c.retry_in} s` : c.state;

@@ -31,6 +31,8 @@ export class Socket {
     if (this.epoch) url.searchParams.set("epoch", this.epoch);
     url.searchParams.set("batch", "1"); // a flood arrives as a few messages, not one per line
     url.searchParams.set("status", "1"); // the roster, pushed by the server
+    const name = localStorage.getItem("webchat.name"); // --chat: the roster shows who is here
+    if (name) url.searchParams.set("name", name);
     const ws = new WebSocket(url);
     this.ws = ws;
     ws.addEventListener("open", () => {

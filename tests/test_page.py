@@ -569,6 +569,11 @@ def test_a_browser_user_and_nc_chat_in_one_room(browser: Browser) -> None:
             assert recv_until(sock, b"\n") == b"<alice> hello room\n"
             sock.sendall(b"hi alice\n")
             expect(page.get_by_role("log")).to_contain_text("hi alice")
+        other = browser.new_page(viewport={"width": 1280, "height": 800})
+        other.goto(f"http://127.0.0.1:{running.http_port}/")
+        expect(other.locator("#visitors")).to_contain_text("alice · 127.0.0.1:")
+        expect(other.locator("#visitors .visitor")).to_have_count(2)
+        other.close()
         page.reload()
         expect(page.get_by_label("Your name")).to_have_value("alice")  # remembered
         page.close()

@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import re
 import socket
+import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -15,6 +16,7 @@ from starlette.types import ASGIApp
 
 from webchat.console import Console
 from webchat.hub import Hub
+from webchat.model import iso_utc
 from webchat.roles.base import RoleBase
 from webchat.roles.client import TcpClient
 from webchat.roles.net import bind_listener
@@ -40,6 +42,28 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 
 @dataclass
+class Visitor:
+    """A page (or script) on `/ws`, as the roster shows it: who, from where, since when."""
+
+    address: str
+    name: str | None = None
+    viewer: bool = False
+    connected_at: float = field(default_factory=time.time)
+    active_at: float = field(default_factory=time.time)
+    sends: int = 0
+
+    def status(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "view_only": self.viewer,
+            "connected_at": iso_utc(self.connected_at),
+            "last_activity": iso_utc(self.active_at),
+            "sends": self.sends,
+        }
+
+
+@dataclass
 class Runtime:
     settings: Settings
     hub: Hub
@@ -48,6 +72,8 @@ class Runtime:
     auto: AutoReply | None = None
     snippets: Snippets | None = None
     chat: ChatRoom | None = None
+    visitors: dict[object, Visitor] = field(default_factory=dict)
+    """Each open `/ws`, by its reader."""
     sending: set[asyncio.Task[None]] = field(default_factory=set)
 
     def status(self, most_peers: int | None = None) -> dict[str, Any]:
@@ -60,6 +86,7 @@ class Runtime:
             "framing": self.settings.framing,
             "peers": [peer.status() for peer in listed],
             "subscribers": len(self.hub.readers),
+            "pages": [v.status() for v in itertools.islice(self.visitors.values(), most_peers)],
             "store": self.hub.store.health.status(),
         }
         if most_peers is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -20,12 +21,13 @@ from starlette.datastructures import QueryParams
 from starlette.websockets import WebSocketState
 
 from webchat.hub import Closed, Reader
+from webchat.model import CHAT_NAME, peer_name
 from webchat.roles.base import SendError
 from webchat.store import Store, StoreError
 from webchat.web.api import MAX_ID
 from webchat.web.cork import WRITABLE
 from webchat.web.guard import VIEW_ONLY, viewer
-from webchat.web.runtime import ROSTER_PEERS, Runtime, runtime
+from webchat.web.runtime import ROSTER_PEERS, Runtime, Visitor, runtime
 from webchat.wire.json import (
     Ping,
     SendRequest,
@@ -87,6 +89,13 @@ async def websocket(ws: WebSocket) -> None:
         await ws.close(POLICY_VIOLATION)
         return
     reader = rt.hub.attach(start.position, status=start.status)
+    client = ws.client
+    address = peer_name(client.host, client.port) if client else "unknown"
+    name = ws.query_params.get("name")
+    rt.visitors[reader] = Visitor(
+        address, name if name and CHAT_NAME.fullmatch(name) else None, viewer(ws.scope)
+    )
+    rt.role.changed.set()  # the roster shows the new page at once
     receiving = asyncio.create_task(receive(ws, reader, rt))
     if start.status:
         reader.tell(dumps({"type": "status", **rt.status(ROSTER_PEERS)}))  # at once
@@ -107,6 +116,8 @@ async def websocket(ws: WebSocket) -> None:
         pass
     finally:
         rt.hub.detach(reader)
+        rt.visitors.pop(reader, None)
+        rt.role.changed.set()
         receiving.cancel()
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
             await receiving
@@ -188,6 +199,10 @@ async def receive(ws: WebSocket, reader: Reader, rt: Runtime) -> None:
             if isinstance(request, SendRequest) and viewer(ws.scope):
                 reader.reply(error_frame(VIEW_ONLY, request.ref))
             elif isinstance(request, SendRequest):
+                if (visitor := rt.visitors.get(reader)) is not None:
+                    visitor.sends += 1
+                    visitor.active_at = time.time()
+                    visitor.name = request.name or visitor.name
                 outbox = outbox or Outbox(rt, reader)
                 outbox.put(request)
             elif isinstance(request, Ping):
