@@ -285,7 +285,10 @@ export class Log {
       // An automatic reply says which rule sent it: "auto" in place of "out".
       const dir = cell("dir", e.rule === undefined ? e.direction : "auto");
       if (e.rule !== undefined) dir.title = `sent by auto-responder rule ${e.rule} (GET /api/rules)`;
-      el.append(time, dir, cell("peer", peer), cell("text", ""));
+      // --chat: who said it, with the address on hover
+      const who = cell("peer", e.name ? e.name : peer);
+      if (e.name) who.title = peer;
+      el.append(time, dir, who, cell("text", ""));
       el.lastChild.textContent = shown(e, this.viewOf(e), this.columns);
       el.title = peer;
     } else {

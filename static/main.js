@@ -3,6 +3,7 @@
 import { Log } from "./log.js";
 import { Roster } from "./roster.js";
 import { Sender } from "./send.js";
+import { RulesPanel } from "./rules.js";
 import { SnippetBar } from "./snippets.js";
 import { Socket } from "./socket.js";
 import { VIEWS } from "./views.js";
@@ -72,6 +73,8 @@ const sender = new Sender(document.getElementById("send-form"), {
   socket,
   target: () => (peerSelect && peerSelect.value) || null,
 });
+
+new RulesPanel(document.getElementById("rules"), { say: (text) => sender.say(text) });
 
 new SnippetBar(document.getElementById("snippets"), {
   target: () => (peerSelect && peerSelect.value) || null,

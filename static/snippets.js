@@ -35,7 +35,13 @@ export class SnippetBar {
     drop.textContent = "×";
     drop.setAttribute("aria-label", `Delete snippet ${snippet.name}`);
     drop.addEventListener("click", () => this.drop(snippet));
-    li.append(use, drop);
+    const change = document.createElement("button");
+    change.type = "button";
+    change.className = "drop";
+    change.textContent = "✎";
+    change.setAttribute("aria-label", `Edit snippet ${snippet.name}`);
+    change.addEventListener("click", () => this.edit(snippet));
+    li.append(use, change, drop);
     return li;
   }
 
@@ -54,6 +60,13 @@ export class SnippetBar {
     if (!name) return;
     const fields = this.mode.value === "hex" ? { name, hex: body } : { name, text: body };
     if (await this.call("api/snippets", "POST", fields, "not saved")) this.load();
+  }
+
+  async edit(snippet) {
+    const kind = snippet.hex !== null ? "hex" : "text";
+    const now = window.prompt(`New ${kind} for ${snippet.name}`, snippet[kind]);
+    if (now === null) return;
+    if (await this.call(`api/snippets/${snippet.id}`, "PATCH", { [kind]: now }, "not changed")) this.load();
   }
 
   async drop(snippet) {

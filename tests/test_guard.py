@@ -244,6 +244,12 @@ def test_a_view_token_reads_everything_and_is_refused_on_every_write_path() -> N
                 ("DELETE", "/api/messages", {}),
                 ("POST", "/api/connection/connect", {}),
                 ("POST", "/api/connection/starttls", {}),
+                ("POST", "/api/rules", {"json": {"match": "x", "reply": "y"}}),
+                ("PATCH", "/api/rules/1", {"json": {"enabled": False}}),
+                ("DELETE", "/api/rules/1", {}),
+                ("POST", "/api/snippets", {"json": {"name": "n", "text": "t"}}),
+                ("POST", "/api/snippets/1/send", {}),
+                ("PUT", "/api/snippets/1", {"json": {"name": "n", "text": "t"}}),
             ]
             for method, path, body in writes:
                 refused = app.request(method, path, headers=bearer(VIEW), **body)  # type: ignore[arg-type]

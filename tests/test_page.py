@@ -17,7 +17,7 @@ import httpx
 import pytest
 import trustme
 
-from tests.conftest import Running, dial, recv_until
+from tests.conftest import Running, dial, recv_until, wait_until
 from tests.test_starttls import serving, upgrading_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -536,7 +536,11 @@ def test_a_snippet_saved_on_the_page_is_sent_with_one_click(
     browser: Browser, server: Running
 ) -> None:
     page = browser.new_page()
-    page.on("dialog", lambda dialog: dialog.accept("greet"))
+
+    def accept_greet(dialog: Dialog) -> None:
+        dialog.accept("greet")
+
+    page.on("dialog", accept_greet)
     page.goto(f"http://127.0.0.1:{server.http_port}/")
     with dial(f"127.0.0.1:{server.tcp_port}") as sock:
         expect(page.locator("#peers .peer")).to_have_count(1)
@@ -547,6 +551,12 @@ def test_a_snippet_saved_on_the_page_is_sent_with_one_click(
         assert recv_until(sock, b"\n") == b"hello #1\n"
         greet.click()
         assert recv_until(sock, b"\n") == b"hello #2\n"
+        page.remove_listener("dialog", accept_greet)
+        page.once("dialog", lambda dialog: dialog.accept("changed #{{counter}}"))
+        page.get_by_role("button", name="Edit snippet greet").click()
+        expect(greet).to_have_attribute("title", "changed #{{counter}}")
+        greet.click()
+        assert recv_until(sock, b"\n") == b"changed #3\n"
         page.get_by_role("button", name="Delete snippet greet").click()
         expect(greet).to_have_count(0)
     page.close()
@@ -577,6 +587,38 @@ def test_a_browser_user_and_nc_chat_in_one_room(browser: Browser) -> None:
         page.reload()
         expect(page.get_by_label("Your name")).to_have_value("alice")  # remembered
         page.close()
+
+
+def test_rules_are_added_switched_and_deleted_on_the_page(
+    browser: Browser, server: Running
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    page.goto(f"http://127.0.0.1:{server.http_port}/")
+    page.locator("#rules summary").click()
+    page.get_by_label("When a line matches (regex)").fill("^PING (.*)$")
+    page.get_by_label("Reply with").fill(r"PONG \1")
+    page.get_by_role("button", name="Add rule").click()
+    rules = page.locator("#rule-list .rule")
+    expect(rules).to_have_count(1)
+    expect(rules).to_contain_text(r"when /^PING (.*)$/ → PONG \1")
+    with dial(f"127.0.0.1:{server.tcp_port}") as sock:
+        expect(page.locator("#peers .peer")).to_have_count(1)
+        sock.sendall(b"PING :x\n")
+        assert recv_until(sock, b"\n") == b"PONG :x\n"
+        page.get_by_label("Rule 1 enabled").uncheck()
+        expect(page.get_by_label("Rule 1 enabled")).not_to_be_checked()
+        wait_until(lambda: not httpx.get(rules_url(server)).json()["rules"][0]["enabled"])
+        page.get_by_label("When a line matches (regex)").fill("(unclosed")
+        page.get_by_label("Reply with").fill("never")
+        page.get_by_role("button", name="Add rule").click()
+        expect(page.locator("#send-error")).to_contain_text("not a regular expression")
+    page.get_by_role("button", name="Delete rule 1").click()
+    expect(rules).to_have_count(0)
+    page.close()
+
+
+def rules_url(server: Running) -> str:
+    return f"http://127.0.0.1:{server.http_port}/api/rules"
 
 
 def test_an_automatic_reply_is_marked_on_the_page(browser: Browser) -> None:

@@ -140,17 +140,22 @@ class Peer(asyncio.BufferedProtocol):
     def status(self) -> dict[str, object]:
         """What the roster shows; `pending` growing is the sign of a peer that stopped reading."""
         pending = self.transport.get_write_buffer_size() if self.transport else 0
-        return {
+        shown: dict[str, object] = {
             "peer": self.name,
             "connected_at": iso_utc(self.connected_at),
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
             "last_activity": iso_utc(self.active_at),
             "pending": pending + sum(map(len, self._out or ())),
-            "half_closed": self._half_closed,
-            "tls": self.tls,
-            **({"name": self.chat_name} if self.chat_name is not None else {}),
         }
+        # Only where they say something: a plain peer's status keeps the shape it had.
+        if self._half_closed:
+            shown["half_closed"] = True
+        if self.tls is not None:
+            shown["tls"] = self.tls
+        if self.chat_name is not None:
+            shown["name"] = self.chat_name
+        return shown
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)

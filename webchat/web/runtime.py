@@ -86,9 +86,11 @@ class Runtime:
             "framing": self.settings.framing,
             "peers": [peer.status() for peer in listed],
             "subscribers": len(self.hub.readers),
-            "pages": [v.status() for v in itertools.islice(self.visitors.values(), most_peers)],
             "store": self.hub.store.health.status(),
         }
+        if self.visitors:  # only then: with no page open, the status keeps its old shape
+            shown = itertools.islice(self.visitors.values(), most_peers)
+            status["pages"] = [visitor.status() for visitor in shown]
         if most_peers is not None:
             status["peer_count"] = len(peers)
         connection = self.role.connection()
