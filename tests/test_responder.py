@@ -6,7 +6,16 @@ import re
 
 import pytest
 
-from webchat.room.responder import RATE_MOST, RATE_WINDOW, Reply, Responder, Rule, RuleError, expand
+from webchat.room.responder import (
+    MAX_RULES,
+    RATE_MOST,
+    RATE_WINDOW,
+    Reply,
+    Responder,
+    Rule,
+    RuleError,
+    expand,
+)
 
 
 def test_a_match_answers_with_its_captures() -> None:
@@ -66,3 +75,10 @@ def test_a_broken_template_is_a_notice_not_a_crash() -> None:
 def test_rules_that_cannot_work_are_refused(fields: dict[str, object], problem: str) -> None:
     with pytest.raises(RuleError, match=problem):
         Responder().put(Rule(1, **fields))  # type: ignore[arg-type]
+
+
+def test_the_number_of_rules_is_bounded() -> None:
+    responder = Responder([Rule(i, "x", match="y") for i in range(1, MAX_RULES + 1)])
+    with pytest.raises(RuleError, match="delete some first"):
+        responder.put(Rule(MAX_RULES + 1, "x", match="y"))
+    assert responder.put(Rule(1, "changed", match="y")).reply == "changed"  # replacing is fine

@@ -22,6 +22,8 @@ RATE_WINDOW = 10.0
 """At most `RATE_MOST` automatic replies to one peer in `RATE_WINDOW` seconds."""
 MIN_EVERY = 0.5
 """The shortest timer, in seconds."""
+MAX_RULES = 1000
+"""Every received line is tried against each rule: their count is bounded."""
 
 
 class RuleError(ValueError):
@@ -101,6 +103,8 @@ class Responder:
 
     def put(self, rule: Rule) -> Rule:
         rule = rule.check()
+        if rule.id not in self.rules and len(self.rules) >= MAX_RULES:
+            raise RuleError(f"there are {MAX_RULES} rules already: delete some first")
         self.rules[rule.id] = rule
         self._compiled.pop(rule.id, None)
         return rule

@@ -22,6 +22,12 @@ TABLE = """CREATE TABLE IF NOT EXISTS snippets (
 )"""
 
 
+MAX_SNIPPETS = 1000
+"""They are all on the page as buttons, and all in memory: their count is bounded."""
+MAX_SNIPPET = 64 * 1024
+"""Characters in one snippet's text or hex."""
+
+
 class SnippetError(ValueError):
     """A snippet that cannot be saved; the message says what to change."""
 
@@ -39,6 +45,8 @@ class Snippet:
             raise SnippetError("a snippet needs a name")
         if (self.text is None) == (self.hex is None):
             raise SnippetError("a snippet has either text or hex, not both")
+        if len(self.name) > 100 or len(self.text or self.hex or "") > MAX_SNIPPET:
+            raise SnippetError(f"a name is at most 100 characters, a snippet {MAX_SNIPPET}")
         if self.hex is not None:
             try:
                 parse_hex(self.hex)
@@ -75,6 +83,8 @@ class Snippets:
         return self._kept.get(snippet_id)
 
     def put(self, fields: dict[str, Any], snippet_id: int | None = None) -> Snippet:
+        if snippet_id is None and len(self._kept) >= MAX_SNIPPETS:
+            raise SnippetError(f"there are {MAX_SNIPPETS} snippets already: delete some first")
         known = self._kept.get(snippet_id) if snippet_id is not None else None
         new_id = snippet_id if snippet_id is not None else max(self._kept, default=0) + 1
         snippet = Snippet(id=new_id, sent=known.sent if known else 0, **fields).check()

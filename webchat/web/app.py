@@ -22,7 +22,7 @@ from webchat.hub import GOING_AWAY
 from webchat.roles.base import STOP_TIMEOUT
 from webchat.settings import Settings
 from webchat.store import Store
-from webchat.web import api, page, rules, snippets, ws
+from webchat.web import api, page, room, ws
 from webchat.web.errors import internal_error, invalid_request
 from webchat.web.guard import Guard
 from webchat.web.runtime import VERSION, build
@@ -79,7 +79,7 @@ def create_app(
     app.add_exception_handler(Exception, internal_error)
     app.mount(page.SWAGGER, StaticFiles(directory=page.swagger_dir()), name="swagger")
     app.mount("/static", StaticFiles(directory=page.resource_dir("static")), name="static")
-    for router in (page.router, api.router, rules.router, snippets.router, ws.router):
+    for router in (page.router, api.router, room.router, ws.router):
         app.include_router(router)
     return app
 
