@@ -1,3 +1,5 @@
+import { callApi } from "./api.js";
+
 // The auto-responder's rules, edited on the page: each rule with its hits, a switch and ×;
 // a small form adds one ("when a line matches" or "every N seconds", and the reply).
 // The server keeps them (GET/POST/PATCH/DELETE /api/rules); every page sees the same.
@@ -17,10 +19,8 @@ export class RulesPanel {
   }
 
   async load() {
-    const response = await fetch("api/rules").catch(() => null);
-    if (!response || !response.ok) return;
-    const { rules } = await response.json();
-    this.list.replaceChildren(...rules.map((r) => this.item(r)));
+    const { ok, answer } = await callApi("api/rules", "GET");
+    if (ok) this.list.replaceChildren(...answer.rules.map((r) => this.item(r)));
   }
 
   item(rule) {
@@ -57,18 +57,8 @@ export class RulesPanel {
   }
 
   async call(url, method, body = null) {
-    const init = { method };
-    if (body !== null) {
-      init.body = JSON.stringify(body);
-      init.headers = { "Content-Type": "application/json" };
-    }
-    const response = await fetch(url, init).catch(() => null);
-    if (!response || !response.ok) {
-      const answer = response ? await response.json().catch(() => ({})) : {};
-      this.say(`rule not saved: ${answer.detail ? (typeof answer.detail === "string" ? answer.detail : "check the fields") : "webchat is unreachable"}`);
-      return false;
-    }
-    this.say("");
-    return true;
+    const { ok, why } = await callApi(url, method, body);
+    this.say(ok ? "" : `rule not saved: ${why}`);
+    return ok;
   }
 }

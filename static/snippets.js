@@ -1,3 +1,5 @@
+import { callApi } from "./api.js";
+
 // Saved messages as a row of buttons above the entry: a click sends one (to the peer in
 // "To"), "Save as snippet" keeps what is in the entry, × deletes. They live in the
 // transcript file, so every page of this webchat shares them (GET /api/snippets).
@@ -15,10 +17,8 @@ export class SnippetBar {
   }
 
   async load() {
-    const response = await fetch("api/snippets").catch(() => null);
-    if (!response || !response.ok) return;
-    const { snippets } = await response.json();
-    this.list.replaceChildren(...snippets.map((s) => this.item(s)));
+    const { ok, answer } = await callApi("api/snippets", "GET");
+    if (ok) this.list.replaceChildren(...answer.snippets.map((s) => this.item(s)));
   }
 
   item(snippet) {
@@ -74,22 +74,8 @@ export class SnippetBar {
   }
 
   async call(url, method, body, failure) {
-    const init = { method };
-    if (body !== null) {
-      init.body = JSON.stringify(body);
-      init.headers = { "Content-Type": "application/json" };
-    }
-    const response = await fetch(url, init).catch(() => null);
-    if (!response) {
-      this.say(`${failure}: webchat is unreachable`);
-      return false;
-    }
-    if (!response.ok) {
-      const answer = await response.json().catch(() => ({}));
-      this.say(`${failure}: ${answer.detail || `answered ${response.status}`}`);
-      return false;
-    }
-    this.say("");
-    return true;
+    const { ok, why } = await callApi(url, method, body);
+    this.say(ok ? "" : `${failure}: ${why}`);
+    return ok;
   }
 }
