@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from webchat.model import Event, Message, TlsDetails
-from webchat.store import Match, Store, StoreError
+from webchat.store import Match, Store, StoreError, schema
 from webchat.store.memory import MemoryStore
 from webchat.store.schema import MIGRATIONS, SCHEMA, scan
 from webchat.store.sqlite import GROUP, SqliteStore
@@ -301,3 +301,14 @@ async def test_scan_reads_a_live_file_in_pages(tmp_path: Path) -> None:
     await store.close()
     with pytest.raises(StoreError, match="does not exist"):
         list(scan(str(tmp_path / "missing.db")))
+
+
+async def test_a_migration_may_end_in_an_sql_comment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(schema, "MIGRATIONS", {**MIGRATIONS, SCHEMA + 1: "SELECT 1; -- a note"})
+    monkeypatch.setattr(schema, "SCHEMA", SCHEMA + 1)
+    store = SqliteStore(str(tmp_path / "m.db"), 10)
+    await store.append([line("after the migration")])
+    assert [e.text for e in await store.read()] == ["after the migration"]  # type: ignore[union-attr]
+    await store.close()

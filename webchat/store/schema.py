@@ -35,9 +35,8 @@ _EPOCH = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta VALUES ('epoch', lower(hex(randomblob(16))));
 """
-_META = "ALTER TABLE entries ADD COLUMN meta TEXT;"
-"""What some entries carry beside their body, as JSON, else NULL: an event's `tls`, an
-automatic reply's `rule`. (No SQL comment: the migration runs on one line.)"""
+_META = "ALTER TABLE entries ADD COLUMN meta TEXT;  -- JSON: an event's tls, a message's rule, name"
+"""What some entries carry beside their body, as JSON, else NULL."""
 MIGRATIONS = {1: _SCHEMA_V1, 2: _EPOCH, 3: _META}
 """`user_version` N+1 is reached by running MIGRATIONS[N+1]; add a step, never edit one."""
 
@@ -141,7 +140,8 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
     for step in range(version + 1, SCHEMA + 1):
         try:
             conn.executescript(
-                f"BEGIN IMMEDIATE; {MIGRATIONS[step]} PRAGMA user_version = {step}; COMMIT;"
+                # One statement a line: an SQL `--` comment in a step must not swallow COMMIT.
+                f"BEGIN IMMEDIATE;\n{MIGRATIONS[step]}\nPRAGMA user_version = {step};\nCOMMIT;"
             )
         except BaseException:
             if conn.in_transaction:
