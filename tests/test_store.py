@@ -312,3 +312,13 @@ async def test_a_migration_may_end_in_an_sql_comment(
     await store.append([line("after the migration")])
     assert [e.text for e in await store.read()] == ["after the migration"]  # type: ignore[union-attr]
     await store.close()
+
+
+async def test_a_migration_that_does_not_commit_stops_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unfinished = "SELECT 1; /* a comment never closed swallows the COMMIT after it"
+    monkeypatch.setattr(schema, "MIGRATIONS", {**MIGRATIONS, SCHEMA + 1: unfinished})
+    monkeypatch.setattr(schema, "SCHEMA", SCHEMA + 1)
+    with pytest.raises(StoreError, match=f"schema step {SCHEMA + 1} did not commit"):
+        SqliteStore(str(tmp_path / "u.db"), 10)

@@ -147,6 +147,9 @@ def migrate(conn: sqlite3.Connection, path: str) -> None:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        if conn.in_transaction:  # a step that ended its own transaction early, or never
+            conn.execute("ROLLBACK")
+            raise StoreError(f"transcript {path}: schema step {step} did not commit; nothing kept")
 
 
 def epoch(conn: sqlite3.Connection) -> str:
