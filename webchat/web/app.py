@@ -22,7 +22,7 @@ from webchat.hub import GOING_AWAY
 from webchat.roles.base import STOP_TIMEOUT
 from webchat.settings import Settings
 from webchat.store import Store
-from webchat.web import api, page, room, ws
+from webchat.web import api, page, room, upload, ws
 from webchat.web.errors import internal_error, invalid_request
 from webchat.web.guard import Guard
 from webchat.web.runtime import VERSION, build
@@ -73,13 +73,13 @@ def create_app(
         allowed_origins=settings.allow_origin,
         max_body=settings.max_body,
         hosts=[settings.http_host, *settings.allow_host],
-        large_bodies={api.FILE_PATH: settings.max_send + api.MULTIPART_SLACK},
+        large_bodies={upload.FILE_PATH: settings.max_send + upload.MULTIPART_SLACK},
     )
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, internal_error)
     app.mount(page.SWAGGER, StaticFiles(directory=page.swagger_dir()), name="swagger")
     app.mount("/static", StaticFiles(directory=page.resource_dir("static")), name="static")
-    for router in (page.router, api.router, room.router, ws.router):
+    for router in (page.router, api.router, upload.router, room.router, ws.router):
         app.include_router(router)
     return app
 
