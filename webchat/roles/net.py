@@ -117,13 +117,17 @@ def _load_problem(exc: OSError | ssl.SSLError) -> str:
 def server_tls(cert: str, key: str | None) -> ssl.SSLContext:
     """A TLS server context from PEM files; raises ValueError naming the file and the problem."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    _load_chain(context, "TLS certificate", cert, key)
+    return context
+
+
+def _load_chain(context: ssl.SSLContext, what: str, cert: str, key: str | None) -> None:
+    """Our own certificate (server's, or client's for mTLS); ValueError names the file."""
     try:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        raise ValueError(
-            f"cannot load the TLS certificate {cert} (key {key}): {_load_problem(exc)}"
-        ) from None
-    return context
+        problem = _load_problem(exc)
+        raise ValueError(f"cannot load the {what} {cert} (key {key}): {problem}") from None
 
 
 def require_client_certs(context: ssl.SSLContext, ca: str) -> None:
@@ -145,12 +149,7 @@ def client_tls(
     except (OSError, ssl.SSLError) as exc:
         raise ValueError(f"cannot load the CA file {ca}: {_load_problem(exc)}") from None
     if cert is not None:
-        try:
-            context.load_cert_chain(cert, key)
-        except (OSError, ssl.SSLError) as exc:
-            raise ValueError(
-                f"cannot load the client certificate {cert} (key {key}): {_load_problem(exc)}"
-            ) from None
+        _load_chain(context, "client certificate", cert, key)
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
