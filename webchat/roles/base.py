@@ -16,6 +16,7 @@ from typing import Any
 from webchat.framing import Framer, FramingError, frame_send, make_framer
 from webchat.hub import Hub
 from webchat.model import Entry, Event, Message, TlsDetails
+from webchat.roles.intake import Budget
 from webchat.roles.net import tls_details
 from webchat.roles.peer import Peer, PeerOptions
 from webchat.store import StoreError
@@ -93,6 +94,7 @@ class RoleBase(abc.ABC):
     ) -> None:
         self._hub = hub
         self.options = options
+        self.backlog = Budget()
         self.peers: dict[str, Peer] = {}
         self.changed = asyncio.Event()
         """Set when a peer comes or goes, or the connection's state changes."""

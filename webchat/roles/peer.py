@@ -1,8 +1,9 @@
 """One TCP peer as an `asyncio.Protocol`: no streams, and no task while it is idle.
 
-Reading pauses while the peer's entries are being committed and resumes
-after (`Intake`, which takes pause and resume as callables, as websockets'
-`Assembler` does), so a flood is paced at the socket by what the store takes.
+Reading goes on while the peer's entries are committed, a bounded amount
+ahead of the store, then pauses until it catches up (`Intake`, which takes
+pause and resume as callables, as websockets' `Assembler` does), so a flood
+is paced at the socket by what the store takes.
 The partial-line flush and the idle timeout are timers, re-armed lazily: a
 busy peer costs a clock read per chunk, not a timer. Writes never wait: past
 `write_limit` queued bytes a peer has `drain_timeout` seconds to catch up,
@@ -20,7 +21,7 @@ from typing import Any, Protocol, cast
 
 from webchat.framing import Framer
 from webchat.model import Entry, Event, Message, TlsDetails, decode, iso_utc, peer_name
-from webchat.roles.intake import Intake
+from webchat.roles.intake import Budget, Intake
 from webchat.roles.net import describe_error, keepalive
 from webchat.store import StoreError
 from webchat.telnet import TelnetFilter
@@ -54,6 +55,8 @@ class Owner(Protocol):
     """What a peer needs from its role; one reference per peer instead of several callables."""
 
     options: PeerOptions
+    backlog: Budget
+    """What every peer of the role may hold uncommitted, together."""
 
     def record(self, entries: Sequence[Entry]) -> Awaitable[object]: ...
 
@@ -258,7 +261,9 @@ class Peer(asyncio.BufferedProtocol):
     def _take(self, entries: list[Entry]) -> None:
         if self._intake is None:
             owner = self._owner
-            self._intake = Intake(owner.record, owner.spawn, self._pause, self._resume)
+            self._intake = Intake(
+                owner.record, owner.spawn, self._pause, self._resume, owner.backlog
+            )
         self._intake.take(entries, self._kept)
 
     def _kept(self, failure: StoreError | None) -> None:

@@ -101,6 +101,7 @@ class SqliteStore:
         self._pending: deque[_Append] = deque()
         self._committer: asyncio.Task[None] | None = None
         self._writer = concurrent.futures.ThreadPoolExecutor(1, "webchat-store-write")
+        self._upkeep = concurrent.futures.ThreadPoolExecutor(1, "webchat-store-upkeep")
         self._readers = concurrent.futures.ThreadPoolExecutor(2, "webchat-store-read")
         self._local = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
@@ -200,7 +201,7 @@ class SqliteStore:
         if due and (self._maintenance is None or self._maintenance.done()) and not self._closing:
             self._unchecked = 0
             loop = asyncio.get_running_loop()
-            self._maintenance = loop.run_in_executor(self._writer, self._checkpoint, self._last)
+            self._maintenance = loop.run_in_executor(self._upkeep, self._checkpoint, self._last)
             self._maintenance.add_done_callback(self._maintain)
 
     def _failed(self, why: str, group: list[_Part]) -> None:
@@ -286,7 +287,7 @@ class SqliteStore:
         floor = self._last
         self._floor = floor
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._writer, self._delete_upto, floor)
+        return await loop.run_in_executor(self._upkeep, self._delete_upto, floor)
 
     def _delete_upto(self, last: int) -> int:
         conn = self._reader()
@@ -306,6 +307,7 @@ class SqliteStore:
             with contextlib.suppress(sqlite3.Error):
                 await self._maintenance
         self._writer.shutdown()
+        self._upkeep.shutdown()
         self._readers.shutdown()
         for conn in [*self._reader_conns, self._conn]:
             conn.close()
