@@ -169,8 +169,8 @@ async def round_trip(c: Counts, *flags: str) -> tuple[float, float]:
         return statistics.median(samples), cuts[98]
 
 
-async def relay_fanout(c: Counts) -> float:
-    async with webchat("--relay") as server:
+async def relay_fanout(c: Counts, *flags: str) -> float:
+    async with webchat("--relay", *flags) as server:
         ws = await subscriber(server)
         receivers = [await open_tcp(server) for _ in range(c.relay_receivers)]
         _, sender = await open_tcp(server)
@@ -270,6 +270,7 @@ WORKLOADS: list[Row] = [
         lambda c: peers.round_trip(c.round_trips),
     ),
     Row("stack round trip", "p50 / p99 µs", lambda c: round_trip(c, STACK)),
+    Row("round trip :memory:", "p50 / p99 µs", lambda c: round_trip(c, "--db", ":memory:")),
     Row(
         "relay fan-out",
         "deliveries/s",
@@ -277,6 +278,7 @@ WORKLOADS: list[Row] = [
         "ncat",
         lambda c: peers.relay_fanout(c.relay_receivers, c.relay_lines),
     ),
+    Row("stack relay fan-out", "deliveries/s", lambda c: relay_fanout(c, STACK)),
     Row("ws fan-out", "frames/s", ws_fanout),
     Row("bulk (raw)", "MiB/s", bulk, "websockify", lambda c: peers.bulk(c.bulk_mib)),
     Row("idle TCP peer", "RSS KB each", idle_tcp, "ncat", lambda c: peers.idle_tcp(c.idle_tcp)),
@@ -353,7 +355,7 @@ async def main() -> int:
                 theirs[row.name].append(await measure(row.peer_run, counts))
     print(f"webchat benchmark: {'quick' if args.quick else 'full'}, {runs} run(s)")
     print(
-        f"{'workload':<16} {'unit':<14} {'webchat median (±half spread)':<34} peer: median, ratio"
+        f"{'workload':<21} {'unit':<14} {'webchat median (±half spread)':<34} peer: median, ratio"
     )
     for row in chosen:
         mine = [statistics.median(c) for c in columns(ours[row.name])]
@@ -368,7 +370,7 @@ async def main() -> int:
             peer = f"{row.peer}: {figures}, webchat ÷ peer {ratio}"
         elif row.peer:
             peer = "" if args.quick or args.no_peers else f"({row.peer} not installed)"
-        print(f"{row.name:<16} {row.unit:<14} {cells:<34} {peer}")
+        print(f"{row.name:<21} {row.unit:<14} {cells:<34} {peer}")
     if args.json:
         args.json.write_text(json.dumps({"webchat": ours, "peers": theirs}, indent=2))
     failed = any(math.isnan(v) for runs in ours.values() for run in runs for v in run)

@@ -50,7 +50,7 @@ FULL = Counts(
     100_000,
     2_000,
     100,
-    20_000,
+    100_000,
     100,
     20_000,
     200,
@@ -94,7 +94,8 @@ async def webchat(*flags: str) -> AsyncIterator[Server]:
     args = [sys.executable, "-m", "webchat", "server", "--tcp-port", "0", "--http-port", "0"]
     scratch = tempfile.TemporaryDirectory(prefix="webchat-bench-")
     if STACK in flags:
-        command = [sys.executable, str(Path(__file__).with_name("stack.py"))]
+        stack = [flag for flag in flags if flag != STACK]
+        command = [sys.executable, str(Path(__file__).with_name("stack.py")), *stack]
     else:
         if "--db" not in flags:
             flags = (*flags, "--db", str(Path(scratch.name) / "bench.sqlite3"))

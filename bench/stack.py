@@ -3,8 +3,9 @@
 Run by bench.py as a separate process (`python bench/stack.py`); it prints a start line shaped
 like webchat's, then bridges its TCP listener and `/ws` as webchat does: each TCP line becomes a
 `message` frame to every WebSocket, each `send` is written to every TCP peer and echoed as an
-`out` frame. No transcript, no hub, no guard: what the rows measured on it are the most that
-uvicorn, Starlette and the same client allow, beside webchat's own rows.
+`out` frame; with `--relay`, each read also goes to every other TCP peer. No transcript, no hub,
+no guard: what the rows measured on it are the most that uvicorn, Starlette, uvloop and the same
+client allow, beside webchat's own rows.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import socket
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -26,6 +28,8 @@ sockets: set[WebSocket] = set()
 peers: set[asyncio.Transport] = set()
 tasks: set[asyncio.Task[None]] = set()
 counter = 0
+RELAY = "--relay" in sys.argv
+"""As `webchat server --relay`: each read goes as it came to every other peer."""
 
 
 def spawn(frames: list[str]) -> None:
@@ -69,6 +73,10 @@ class Peer(asyncio.Protocol):
         spawn([event.decode()])
 
     def data_received(self, data: bytes) -> None:
+        if RELAY:
+            for transport in peers:
+                if transport is not self.transport:
+                    transport.write(data)
         *lines, self.buffer = (self.buffer + data).split(b"\n")
         if lines:
             spawn([frame("in", line) for line in lines])

@@ -23,6 +23,8 @@ def test_quick_benchmark_completes_every_row() -> None:
         "ws fan-out",
         "bulk",
         "stack",
+        "stack relay fan-out",
+        "round trip :memory:",
     )
     for row in (
         *rows,

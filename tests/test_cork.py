@@ -6,8 +6,10 @@ import asyncio
 from typing import Any
 
 import pytest
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Protocol, Side, State
 
-from webchat.web.cork import CorkedTransport, websocket_protocol
+from webchat.web.cork import CorkedTransport, text_frames, websocket_protocol
 
 pytestmark = pytest.mark.anyio
 
@@ -92,3 +94,14 @@ def test_uvicorn_gets_a_protocol_that_corks_its_transport() -> None:
     protocol = websocket_protocol()
     assert not isinstance(protocol, str)
     assert "connection_made" in vars(protocol)
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 70000])
+def test_our_frames_are_what_a_websockets_client_reads(size: int) -> None:
+    """Each header length (7-bit, 16-bit, 64-bit), at its edges, and non-ASCII text."""
+    client = Protocol(Side.CLIENT, state=State.OPEN, max_size=None)  # past the handshake
+    texts = ["é" * (size // 2) + "x" * (size % 2), "next"]
+    client.receive_data(text_frames(texts))
+    events = client.events_received()
+    assert all(isinstance(e, Frame) and e.opcode is Opcode.TEXT and e.fin for e in events)
+    assert [bytes(e.data).decode() for e in events if isinstance(e, Frame)] == texts

@@ -7,8 +7,9 @@ loop itself: a one-row WAL commit takes ~17 µs, while handing it to a thread
 and back cost ~30 µs at p50 and ~200 µs at p99 on a busy loop. Work that is
 long and drops the GIL goes to threads: groups of large payloads and commits
 that must fsync to the writer; checkpoints and pruning to an upkeep thread of
-their own, so a large group never waits behind a checkpoint's fsync. Ids are given as a group is taken
-for commit, in append order, so they are one strictly increasing sequence.
+their own, so a large group never waits behind a checkpoint's fsync. Ids are
+given as a group is taken for commit, in append order, so they are one
+strictly increasing sequence.
 Readers use their own connections (WAL lets them read while the writer
 writes), so a long export or replay never holds up the tail.
 """

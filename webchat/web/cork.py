@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 from webchat.hub import GOING_AWAY
@@ -24,6 +25,8 @@ reader that stopped reading is sent frames until this and the transport's buffer
 20 such readers cost 2.6 readers' worth of sending with 4 MiB each, against one here."""
 WRITABLE = "webchat.writable"
 """A scope extension: the connection's `asyncio.Event`, set while its transport takes writes."""
+SEND_FRAMES = "webchat.send_frames"
+"""A scope extension: write a list of text messages at once (`CorkedProtocol.send_frames`)."""
 RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 """SO_LINGER on, zero seconds: close sends RST and drops what is unsent."""
 CORK_WRITES = 256
@@ -31,6 +34,24 @@ CORK_BYTES = 64 * 1024
 """What may wait for the end of the iteration. Past it the writes go out at once: the
 sender awaits the transport's flow control only before each write, so an unbounded
 cork would let a reader that stopped reading push a whole batch past the high-water mark."""
+
+
+def text_frames(texts: Sequence[str]) -> bytes:
+    """Text messages as unfragmented, unmasked server frames (RFC 6455 5.2), joined: the
+    header is two, four or ten bytes, so framing here costs a fraction of a message's
+    walk through Starlette, uvicorn and websockets (a third of tcp→ws and of the relay)."""
+    out: list[bytes] = []
+    for text in texts:
+        data = text.encode()
+        size = len(data)
+        if size < 126:
+            out.append(bytes((0x81, size)))
+        elif size < 65536:
+            out.append(struct.pack("!BBH", 0x81, 126, size))
+        else:
+            out.append(struct.pack("!BBQ", 0x81, 127, size))
+        out.append(data)
+    return b"".join(out)
 
 
 class CorkedTransport:
@@ -101,6 +122,20 @@ def websocket_protocol() -> type[asyncio.Protocol] | str:
             scope = getattr(self, "scope", None)
             if scope is not None:
                 scope["extensions"][WRITABLE] = self.writable
+                scope["extensions"][SEND_FRAMES] = self.send_frames
+
+        def send_frames(self, texts: Sequence[str]) -> None:
+            """Many messages, framed here and written at once. With an extension negotiated
+            (none is offered: no permessage-deflate) websockets frames them instead. After
+            the close went out, `ClientDisconnected`, as `send` raises."""
+            if self.disconnected or self.close_sent or not self.handshake_complete:
+                raise ClientDisconnected
+            if self.conn.extensions:
+                for text in texts:
+                    self.conn.send_text(text.encode())
+                self.transport.write(b"".join(self.conn.data_to_send()))
+            else:
+                self.transport.write(text_frames(texts))
 
         def shutdown(self) -> None:
             """Server shutdown: 1001 (going away), not uvicorn's 1012, and written past the

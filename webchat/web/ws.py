@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -25,7 +26,7 @@ from webchat.model import CHAT_NAME, peer_name
 from webchat.roles.base import SendError
 from webchat.store import Store, StoreError
 from webchat.web.api import MAX_ID
-from webchat.web.cork import WRITABLE
+from webchat.web.cork import SEND_FRAMES, WRITABLE
 from webchat.web.guard import VIEW_ONLY, viewer
 from webchat.web.runtime import ROSTER_PEERS, Runtime, Visitor, runtime
 from webchat.wire.json import (
@@ -99,15 +100,22 @@ async def websocket(ws: WebSocket) -> None:
     receiving = asyncio.create_task(receive(ws, reader, rt))
     if start.status:
         reader.tell(dumps({"type": "status", **rt.status(ROSTER_PEERS)}))  # at once
-    writable: asyncio.Event | None = ws.scope.get("extensions", {}).get(WRITABLE)
+    extensions = ws.scope.get("extensions") or {}
+    writable: asyncio.Event | None = extensions.get(WRITABLE)
+    send_frames: Callable[[Sequence[str]], None] | None = extensions.get(SEND_FRAMES)
     try:
         await ws.send_text(dumps(hello))
         while True:
             if writable is not None:
                 await writable.wait()  # take frames only when they can go out
             frames = await rt.hub.next_frames(reader)
-            for text in batch_frames(frames) if start.batched else frames:
-                await ws.send_text(text)
+            texts = batch_frames(frames) if start.batched else frames
+            if send_frames is not None:
+                send_frames(texts)
+                await asyncio.sleep(0)  # a reader that is never behind must not hold the loop
+            else:
+                for text in texts:
+                    await ws.send_text(text)
     except Closed as closed:
         if ws.client_state is WebSocketState.CONNECTED and not receiving.done():
             with contextlib.suppress(RuntimeError, OSError):
