@@ -85,6 +85,8 @@ common_options = [
     option("max_history", type=click.IntRange(1), metavar="N"),
     option("max_send", type=click.IntRange(1), metavar="BYTES"),
     option("db", metavar="PATH"),
+    option("store", metavar="URL"),
+    option("room", metavar="NAME"),
     option("fsync"),
     option("idle_timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS"),
     option("quiet"),

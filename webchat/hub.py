@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from webchat.model import Entry
-from webchat.store import Store
+from webchat.store import Store, StoreError
 from webchat.wire.json import frame
 
 Listener = Callable[[Sequence[Entry]], None]
@@ -37,6 +37,8 @@ TAKE = 1000
 TAKE_BYTES = 256 * 1024
 """Most frames, and encoded bytes, one `next_frames` hands out: what a reader that stopped
 reading holds while its send waits, and what a reply waits behind."""
+READ_RETRY = 0.5
+"""Seconds a reader behind the window waits before asking a store that failed again."""
 CONTROL_LIMIT = 64
 """Replies (pong, error) a reader may have waiting; past it its client's frames wait."""
 
@@ -207,7 +209,11 @@ class Hub:
                 return reader.take_replies()
             frames = self._window.after(reader.position, TAKE, TAKE_BYTES)
             if frames is None:
-                frames, last = await self._page(reader.position)
+                try:
+                    frames, last = await self._page(reader.position)
+                except StoreError:  # the store is away (Redis down): the reader waits for it
+                    await asyncio.sleep(READ_RETRY)
+                    continue
             else:
                 last = reader.position + len(frames)
             if frames:

@@ -21,6 +21,9 @@ from webchat.roles.net import PeerRules, client_tls, network, require_client_cer
 from webchat.roles.peer import PeerOptions
 from webchat.types import FramingName, RoleName, StartTlsName
 
+SQLITE = "sqlite:///"
+STORE_SCHEMES = ("redis://", "rediss://", SQLITE)
+
 
 class Unusable(ValueError):
     """A well-formed value that cannot be used here (a file that does not load, an
@@ -61,6 +64,16 @@ class Settings(BaseSettings):
         None,
         description="transcript file; :memory: keeps nothing (default: one file per endpoint "
         "in the user data directory)",
+    )
+    store: str | None = Field(
+        None,
+        description="where the transcript lives: redis://[:PASSWORD@]HOST:PORT/DB (or "
+        "rediss:// for TLS) shares one room between instances; sqlite:///PATH is --db PATH",
+    )
+    room: str = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9._-]{1,64}$",
+        description="with --store redis://: the room's name; its keys are webchat:ROOM:*",
     )
     fsync: bool = Field(
         False, description="fsync every commit: survive power loss, not only crashes"
@@ -197,8 +210,21 @@ class Settings(BaseSettings):
             network(text)
         return value
 
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(STORE_SCHEMES):
+            raise ValueError(
+                "--store takes redis://HOST:PORT/DB, rediss://HOST:PORT/DB or sqlite:///PATH"
+            )
+        return value
+
     @model_validator(mode="after")
     def _parsed(self) -> Settings:
+        if self.store is not None and self.store.startswith(SQLITE) and self.db is not None:
+            raise ValueError("--store sqlite:///PATH and --db PATH say the same: give one")
+        if self.redis_url is not None and (self.db is not None or self.fsync):
+            raise ValueError("--db and --fsync are for a transcript file, not --store redis://")
         if self.role == "client" and self.connect is None:
             raise ValueError("the client role needs --connect HOST:PORT (or WEBCHAT_CONNECT)")
         if self.starttls is not None and self.tls:
@@ -242,6 +268,20 @@ class Settings(BaseSettings):
         if self.starttls is not None:
             return False
         return self.tls or self.tls_ca is not None or self.tls_insecure or bool(self.tls_cert)
+
+    @property
+    def redis_url(self) -> str | None:
+        """`--store redis://...` or `rediss://...`; None for a transcript file."""
+        if self.store is None or self.store.startswith(SQLITE):
+            return None
+        return self.store
+
+    @property
+    def transcript_file(self) -> str | None:
+        """`--db`, or the path of `--store sqlite:///PATH`."""
+        if self.store is not None and self.store.startswith(SQLITE):
+            return self.store[len(SQLITE) :]
+        return self.db
 
     @property
     def upgrade(self) -> tuple[StartTlsName, ssl.SSLContext] | None:

@@ -21,9 +21,9 @@ from fastapi.staticfiles import StaticFiles
 from webchat.hub import GOING_AWAY
 from webchat.roles.base import STOP_TIMEOUT
 from webchat.settings import Settings
-from webchat.store import Store
+from webchat.store import Store, StoreError
 from webchat.web import api, page, room, upload, ws
-from webchat.web.errors import internal_error, invalid_request
+from webchat.web.errors import internal_error, invalid_request, store_unavailable
 from webchat.web.guard import Guard
 from webchat.web.runtime import VERSION, build
 
@@ -76,6 +76,7 @@ def create_app(
         large_bodies={upload.FILE_PATH: settings.max_send + upload.MULTIPART_SLACK},
     )
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StoreError, store_unavailable)
     app.add_exception_handler(Exception, internal_error)
     app.mount(page.SWAGGER, StaticFiles(directory=page.swagger_dir()), name="swagger")
     app.mount("/static", StaticFiles(directory=page.resource_dir("static")), name="static")

@@ -57,6 +57,12 @@ async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": jsonable_encoder(errors)}, 422)
 
 
+async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A read the store could not answer (Redis away): 503 with its one line, as a send
+    that cannot be kept gets, wherever in the API it happened."""
+    return JSONResponse({"detail": str(exc)}, STATUS[StoreError])
+
+
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     """A bug. Starlette answers it outside every middleware, the guard included, so the
     security headers every response promises are added here."""

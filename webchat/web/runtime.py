@@ -25,8 +25,9 @@ from webchat.room.autoreply import AutoReply
 from webchat.room.chat import ChatRoom
 from webchat.room.snippets import Snippets
 from webchat.settings import Settings
-from webchat.store import Store, open_store
+from webchat.store import MEMORY, Store, open_store
 from webchat.store.files import SUFFIX, data_dir
+from webchat.store.redis import RedisStore
 from webchat.wire.json import dumps
 
 STATUS_EVERY = 1.0
@@ -133,9 +134,16 @@ RULES_SUFFIX = ".rules.json"
 """The auto-responder's rules live beside the transcript, one file per transcript."""
 
 
-def rules_path(settings: Settings, tcp_sock: socket.socket | None) -> str | None:
+def beside(settings: Settings, tcp_sock: socket.socket | None) -> str | None:
+    """The transcript file, where snippets and rules are kept beside it; None when there
+    is no file (`:memory:`, or a Redis room: they then last as long as the instance)."""
     path = transcript_path(settings, tcp_sock)
-    return None if path == ":memory:" else path + RULES_SUFFIX
+    return None if path == MEMORY or settings.redis_url is not None else path
+
+
+def rules_path(settings: Settings, tcp_sock: socket.socket | None) -> str | None:
+    path = beside(settings, tcp_sock)
+    return None if path is None else path + RULES_SUFFIX
 
 
 def runtime(app: ASGIApp) -> Runtime:
@@ -145,8 +153,8 @@ def runtime(app: ASGIApp) -> Runtime:
 
 def transcript_path(settings: Settings, tcp_sock: socket.socket | None) -> str:
     """`--db`, else one file per endpoint, so two instances never share one by accident."""
-    if settings.db is not None:
-        return settings.db
+    if settings.transcript_file is not None:
+        return settings.transcript_file
     if tcp_sock is not None:
         name = f"server-{tcp_sock.getsockname()[1]}"
     else:
@@ -158,6 +166,8 @@ def transcript_path(settings: Settings, tcp_sock: socket.socket | None) -> str:
 
 def open_transcript(settings: Settings, tcp_sock: socket.socket | None) -> Store:
     """The store for these settings; raises `StoreError` with a line fit for the user."""
+    if settings.redis_url is not None:
+        return RedisStore(settings.redis_url, settings.room, settings.max_history)
     path = transcript_path(settings, tcp_sock)
     return open_store(path, settings.max_history, fsync=settings.fsync)
 
@@ -171,8 +181,7 @@ def build(settings: Settings, tcp_sock: socket.socket | None, store: Store | Non
     role = make_role(settings, hub, tcp_sock)
     auto = AutoReply(role, rules_path(settings, tcp_sock), settings.echo)
     hub.listen(auto)
-    path = transcript_path(settings, tcp_sock)
-    snippets = Snippets(None if path == ":memory:" else path)
+    snippets = Snippets(beside(settings, tcp_sock))
     chat = ChatRoom(role) if role.options.chat else None
     if chat is not None:
         hub.listen(chat)

@@ -1,0 +1,244 @@
+"""Several instances, one room: the transcript as a Redis Stream, against Debian's redis-server.
+
+Each test starts its own redis-server on a free loopback port, in its own directory, and
+stops it by PID; nothing here uses a Redis double.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from websockets.sync.client import connect as ws_connect
+
+from tests.conftest import Running, free_port, port_open, wait_until
+from tests.test_services import api, entries, need, stop
+from webchat.model import Entry, Event, Message
+from webchat.store import Match
+from webchat.store.redis import RedisStore, redacted
+
+
+class RedisServer:
+    """Debian's redis-server on a free port, with an append-only file, restartable."""
+
+    def __init__(self, where: Path, *extra: str) -> None:
+        self.program = need("redis-server", "redis-server")
+        self.port = free_port()
+        self.where = where
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        argv = [self.program, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        argv += ["--appendonly", "yes", "--dir", str(self.where), *self.extra]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: port_open(self.port))
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def instance(url: str, *flags: str) -> Running:
+    return Running(
+        "server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--store", url, *flags
+    )
+
+
+def line(text: str, peer: str = "127.0.0.1:1") -> list[Entry]:
+    return [Message.received(peer, text.encode())]
+
+
+@pytest.mark.anyio
+async def test_two_stores_of_one_room_give_one_gap_free_sequence(
+    redis_server: RedisServer,
+) -> None:
+    first, second = (RedisStore(redis_server.url, "lab", 1000) for _ in range(2))
+    seen: tuple[list[int], list[int]] = ([], [])
+    first.follow(lambda batch: seen[0].extend(e.id for e in batch))
+    second.follow(lambda batch: seen[1].extend(e.id for e in batch))
+    try:
+        await asyncio.gather(
+            *(store.append(line(f"{n}")) for n in range(40) for store in (first, second))
+        )
+        async with asyncio.timeout(5):
+            while len(seen[0]) < 80 or len(seen[1]) < 80:
+                await asyncio.sleep(0.01)
+        assert seen[0] == seen[1] == list(range(1, 81))
+        assert first.epoch == second.epoch
+        read = await second.read(0, 100)
+        assert [e.id for e in read] == list(range(1, 81))
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest.mark.anyio
+async def test_an_append_returns_followed_and_reads_match_sqlites_rules(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(redis_server.url, "default", 1000)
+    got: list[Entry] = []
+    store.follow(got.extend)
+    try:
+        kept = await store.append(
+            [*line("hello"), Event("connected", "127.0.0.1:2", "1 connected"), *line("bye")]
+        )
+        assert [e.id for e in kept] == [1, 2, 3] and [e.id for e in got] == [1, 2, 3]
+        assert isinstance(got[1], Event) and got[1].detail == "1 connected"
+        assert [e.id for e in await store.read(0, 10, newest_first=True)] == [3, 2, 1]
+        assert [e.id for e in await store.read(1, 10, before=3)] == [2]
+        assert [e.id for e in await store.read(0, 10, match=Match(text="BYE"))] == [3]
+        assert [e.id for e in await store.read(0, 10, max_bytes=1)] == [1]
+        assert await store.clear() == 3
+        assert await store.read(0, 10) == []
+        (after,) = await store.append(line("again"))
+        assert after.id == 4  # ids go on after a clear
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_an_append_retried_with_its_token_is_written_once(
+    redis_server: RedisServer,
+) -> None:
+    store = RedisStore(redis_server.url, "default", 1000)
+    keys = ["webchat:default:log", "webchat:default:last", "webchat:default:done:t1"]
+    args: list[str | int | bytes] = [1000, 60, "1.0", "in", "p:1", b"x", ""]
+    try:
+        assert await store._append(keys=keys, args=args) == 1
+        assert await store._append(keys=keys, args=args) == 1  # the reply was lost: retried
+        with redis.Redis(port=redis_server.port) as client:
+            assert client.xlen("webchat:default:log") == 1
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_max_history_trims_the_stream(redis_server: RedisServer) -> None:
+    store = RedisStore(redis_server.url, "default", 10)
+    try:
+        for n in range(30):
+            await store.append([Message.received("p:1", str(k).encode()) for k in range(50)])
+            assert n * 50 < store.last_id
+        with redis.Redis(port=redis_server.port) as client:
+            assert 10 <= client.xlen("webchat:default:log") < 1500
+    finally:
+        await store.close()
+
+
+def test_the_password_is_never_shown(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, "--requirepass", "s3cret-pw")
+    url = f"redis://:s3cret-pw@127.0.0.1:{server.port}/0"
+    assert redacted(url) == f"redis://:***@127.0.0.1:{server.port}/0"
+    try:
+        with instance(url) as running, api(running) as http:
+            assert "s3cret-pw" not in running.start_line
+            assert f"redis://:***@127.0.0.1:{server.port}/0 (room default)" in running.start_line
+            server.stop()
+            wait_until(lambda: not http.get("/api/status").json()["store"]["ok"] or None)
+            assert "s3cret-pw" not in http.get("/api/status").text
+            running.proc.terminate()
+            running.proc.wait(10)
+            assert running.proc.stderr is not None
+            stderr = running.proc.stderr.read()
+        assert "cannot be reached" in stderr and "s3cret-pw" not in stderr
+    finally:
+        server.stop()
+
+
+def test_two_instances_share_one_transcript_with_the_same_ids(
+    redis_server: RedisServer,
+) -> None:
+    with instance(redis_server.url) as a, instance(redis_server.url) as b:
+        with ws_connect(f"ws://127.0.0.1:{b.http_port}/ws?after=0") as page:
+            assert json.loads(page.recv(5))["type"] == "hello"
+            with socket.create_connection(("127.0.0.1", a.tcp_port)) as peer:
+                peer.sendall(b"hello from a peer of A\n")
+                while True:
+                    frame = json.loads(page.recv(5))
+                    if frame.get("text") == "hello from a peer of A":
+                        break
+        assert frame["direction"] == "in"
+        wait_until(lambda: entries(a) == entries(b) and len(entries(a)) >= 4)
+        listed = entries(a)
+        assert [e["id"] for e in listed] == list(range(1, len(listed) + 1))
+        assert frame["id"] in [e["id"] for e in listed]
+        with api(a) as http_a, api(b) as http_b:
+            assert http_a.get("/api/export").text == http_b.get("/api/export").text
+
+
+def test_redis_down_refuses_sends_keeps_peers_and_recovers(
+    redis_server: RedisServer,
+) -> None:
+    with instance(redis_server.url) as running, api(running) as http:
+        with socket.create_connection(("127.0.0.1", running.tcp_port)) as peer:
+            wait_until(lambda: http.get("/api/status").json()["peers"])
+            redis_server.stop()
+            answer = http.post("/api/messages", json={"text": "while down"})
+            assert answer.status_code == 503 and "cannot be reached" in answer.json()["detail"]
+            status = http.get("/api/status").json()
+            assert status["store"]["ok"] is False and len(status["peers"]) == 1
+            assert http.get("/api/messages").status_code == 503
+            peer.sendall(b"said while redis was down\n")
+            redis_server.start()
+            wait_until(lambda: http.get("/api/status").json()["store"]["ok"], timeout=10)
+            wait_until(
+                lambda: "said while redis was down" in [e.get("text") for e in entries(running)],
+                timeout=10,
+            )
+            assert http.post("/api/messages", json={"text": "back"}).status_code == 202
+        listed = entries(running)
+        assert [e["id"] for e in listed] == list(range(1, len(listed) + 1))
+
+
+def test_a_store_url_is_checked_and_sqlite_urls_are_files(tmp_path: Path) -> None:
+    bad = subprocess.run(
+        [sys.executable, "-m", "webchat", "server", "--store", "ftp://x"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 2 and "--store takes redis://" in bad.stderr
+    path = tmp_path / "t.sqlite3"
+    with Running(
+        "server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--store", f"sqlite:///{path}"
+    ) as running:
+        assert f"transcript in {path}" in running.start_line
+    unreachable = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "webchat",
+            "server",
+            "--store",
+            f"redis://127.0.0.1:{free_port()}/0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert unreachable.returncode == 1
+    assert "cannot be reached" in unreachable.stderr and "Traceback" not in unreachable.stderr

@@ -1,0 +1,303 @@
+"""The transcript as a Redis Stream: one room that several webchat instances share.
+
+Every key of a room is under `webchat:<room>:`. Ids are given inside Redis by
+one Lua script that increments `last` and `XADD`s each entry as `<id>-0`, so
+they stay one gap-free, strictly increasing sequence whichever instance
+appends. Each instance tails the stream (`XREAD BLOCK`) and tells its
+followers (the hub) of every entry in id order, its own included; an append
+returns once Redis has accepted it and the tail has passed it, so the store's
+promise ("followed before `append` returns") holds as on SQLite. Each append
+carries a token the script remembers for a while: an append retried after a
+lost reply is not written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, RedisError, TimeoutError
+
+from webchat.model import Entry, stamp
+from webchat.store import Follower, Health, Match, StoreError, payload_size
+from webchat.store.schema import entry as decoded
+from webchat.store.schema import row
+
+APPEND = """
+local done = redis.call('GET', KEYS[3])
+if done then return tonumber(done) end
+local n = (#ARGV - 2) / 5
+local last = redis.call('INCRBY', KEYS[2], n)
+local first = last - n + 1
+for i = 0, n - 1 do
+  local at = 3 + i * 5
+  local fields = {'t', ARGV[at], 'k', ARGV[at + 1], 'b', ARGV[at + 3]}
+  if ARGV[at + 2] ~= '' then table.insert(fields, 'p'); table.insert(fields, ARGV[at + 2]) end
+  if ARGV[at + 4] ~= '' then table.insert(fields, 'm'); table.insert(fields, ARGV[at + 4]) end
+  redis.call('XADD', KEYS[1], (first + i) .. '-0', unpack(fields))
+end
+local keep = tonumber(ARGV[1])
+if last > keep then redis.call('XTRIM', KEYS[1], 'MINID', '~', (last - keep + 1) .. '-0') end
+redis.call('SET', KEYS[3], first, 'EX', ARGV[2])
+return first
+"""
+"""KEYS: the stream, the id counter, this append's token. ARGV: max entries, the token's
+lifetime, then ts, kind, peer, body, meta per entry ('' for none). Returns the first id."""
+TOKEN_SECONDS = 600
+"""How long an append's token is remembered: longer than any retry of it."""
+TAIL_BLOCK_MS = 1000
+TAIL_COUNT = 1000
+"""Entries one `XREAD` hands the hub at most: a batch, as a group commit is on SQLite."""
+PAGE = 500
+RETRY_FIRST = 0.05
+RETRY_MOST = 1.0
+UNREACHABLE = (ConnectionError, TimeoutError, OSError)
+"""Errors that say Redis is away (retried), not that it refused a command."""
+Items = list[tuple[bytes, dict[bytes, bytes]]]
+"""What XRANGE returns, and XREAD for each stream (replies are bytes: no decoding)."""
+"""Seconds between attempts while Redis cannot be reached: a restart is noticed within one."""
+
+
+def redacted(url: str) -> str:
+    """The URL without its password: for the start-up line, status and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    host = parts.hostname or ""
+    netloc = user + (f"[{host}]" if ":" in host else host)
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _fields(entry: Entry) -> list[Any]:
+    _, ts, kind, peer, body, meta = row(entry)
+    return [repr(ts), kind, peer or "", body, meta or ""]
+
+
+def _entry(stream_id: bytes, fields: dict[bytes, bytes]) -> Entry:
+    kind = fields[b"k"].decode()
+    body: bytes | str = fields[b"b"]
+    if kind not in ("in", "out"):
+        body = fields[b"b"].decode()
+    peer = fields.get(b"p")
+    meta = fields.get(b"m")
+    return decoded(
+        (
+            int(stream_id.split(b"-", 1)[0]),
+            float(fields[b"t"]),
+            kind,
+            None if peer is None else peer.decode(),
+            body,
+            None if meta is None else meta.decode(),
+        )
+    )
+
+
+def _client(url: str) -> aioredis.Redis:
+    """A pooled connection that Redis closed (a restart) fails its next command once: that
+    is retried on a new connection (safe for appends: their token stops a double write)."""
+    retry = Retry(ExponentialBackoff(0.5, 0.05), 2)
+    return aioredis.Redis.from_url(url, retry=retry, retry_on_error=[*UNREACHABLE])
+
+
+class RedisStore:
+    def __init__(self, url: str, room: str, max_entries: int) -> None:
+        self.where = f"{redacted(url)} (room {room})"
+        self._url = url
+        self._max = max_entries
+        prefix = f"webchat:{room}:"
+        self._log, self._last_key, self._epoch_key = (
+            prefix + "log",
+            prefix + "last",
+            prefix + "epoch",
+        )
+        self._token_prefix = prefix + "done:"
+        try:
+            with redis.Redis.from_url(url, socket_timeout=5) as client:
+                client.set(self._epoch_key, uuid.uuid4().hex, nx=True)
+                self.epoch = (client.get(self._epoch_key) or b"").decode()
+                self._last = int(client.get(self._last_key) or 0)
+        except (RedisError, OSError, ValueError) as exc:
+            raise StoreError(
+                f"store {redacted(url)} cannot be reached ({exc}): start redis-server "
+                "or check --store"
+            ) from None
+        self._client = _client(url)
+        self._tail_client = _client(url)
+        self._append = self._client.register_script(APPEND)
+        self._followers: list[Follower] = []
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._tail: asyncio.Task[None] | None = None
+        self._closing = False
+        self.health = Health()
+
+    @property
+    def last_id(self) -> int:
+        """The newest id this instance has followed."""
+        return self._last
+
+    def follow(self, follower: Follower) -> None:
+        """Also starts tailing the stream: an instance that never appends (a viewer)
+        still hears every entry of the room."""
+        self._followers.append(follower)
+        self._start_tail()
+
+    def _start_tail(self) -> None:
+        if self._tail is None:
+            self._tail = asyncio.get_running_loop().create_task(self._tail_log())
+
+    async def _tail_log(self) -> None:
+        delay = RETRY_FIRST
+        while not self._closing:
+            try:
+                found = cast(  # None when the block ended with nothing new
+                    list[tuple[bytes, Items]] | None,
+                    await self._tail_client.xread(
+                        {self._log: f"{self._last}-0"}, count=TAIL_COUNT, block=TAIL_BLOCK_MS
+                    ),
+                )
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MOST)
+                continue
+            delay = RETRY_FIRST
+            self._healed()
+            for _, items in found or ():
+                batch = [_entry(stream_id, fields) for stream_id, fields in items]
+                if batch:
+                    self._followed(batch)
+
+    def _followed(self, batch: list[Entry]) -> None:
+        self._last = batch[-1].id
+        for follower in self._followers:
+            follower(batch)
+        while self._waiting and self._waiting[0][0] <= self._last:
+            _, _, done = heapq.heappop(self._waiting)
+            if not done.done():
+                done.set_result(None)
+
+    def _failed(self, exc: BaseException) -> None:
+        if self.health.error is None:
+            away = isinstance(exc, UNREACHABLE)
+            why = f"store {redacted(self._url)} {'cannot be reached' if away else 'failed'}: {exc}"
+            self.health = Health(why, time.time())
+            sys.stderr.write(f"webchat: error: {why}; sends are refused and TCP peers wait\n")
+
+    def _healed(self) -> None:
+        if self.health.error is not None:
+            lasted = time.time() - (self.health.since or time.time())
+            self.health = Health()
+            sys.stderr.write(
+                f"webchat: store {redacted(self._url)} reachable again after {lasted:.1f} s\n"
+            )
+
+    async def append(self, entries: Sequence[Entry], *, send: bool = False) -> Sequence[Entry]:
+        """Returns once Redis has the entries and the tail has passed them. While Redis
+        cannot be reached a send is refused at once; other appends retry with the same
+        token, so their caller (a paused TCP peer) loses nothing and nothing is doubled."""
+        if not entries:
+            return entries
+        self._start_tail()
+        if send and self.health.error is not None:
+            raise StoreError(self.health.error)
+        args: list[Any] = [self._max, TOKEN_SECONDS]
+        for entry in entries:
+            args += _fields(entry)
+        keys = [self._log, self._last_key, self._token_prefix + uuid.uuid4().hex]
+        delay = RETRY_FIRST
+        while True:
+            try:
+                first = int(await self._append(keys=keys, args=args))
+                break
+            except UNREACHABLE as exc:
+                self._failed(exc)
+                if send or self._closing:
+                    raise StoreError(self.health.error or str(exc)) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MOST)
+            except RedisError as exc:  # Redis refused the script: retrying would not help
+                raise StoreError(f"store {redacted(self._url)} failed: {exc}") from None
+        for offset, entry in enumerate(entries):
+            stamp(entry, first + offset)
+        last = first + len(entries) - 1
+        if last > self._last:
+            done = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiting, (last, next(self._order), done))
+            await done
+        return entries
+
+    async def read(
+        self,
+        after: int = 0,
+        limit: int = 100,
+        *,
+        before: int | None = None,
+        newest_first: bool = False,
+        match: Match | None = None,
+        max_bytes: int | None = None,
+    ) -> list[Entry]:
+        found: list[Entry] = []
+        weight = 0
+        low, high = after + 1, (before - 1 if before is not None else None)
+        while len(found) < limit and (high is None or low <= high):
+            top = "+" if high is None else f"{high}-0"
+            try:
+                if newest_first:
+                    reply = await self._client.xrevrange(self._log, top, f"{low}-0", PAGE)
+                else:
+                    reply = await self._client.xrange(self._log, f"{low}-0", top, PAGE)
+                items = cast(Items, reply)
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+                raise StoreError(self.health.error or str(exc)) from None
+            for stream_id, fields in items:
+                entry = _entry(stream_id, fields)
+                if match is None or match.accepts(entry):
+                    found.append(entry)
+                    weight += payload_size(entry)
+                    if len(found) == limit or (max_bytes is not None and weight >= max_bytes):
+                        return found
+            if len(items) < PAGE:
+                break
+            last = _entry(*items[-1]).id
+            if newest_first:
+                high = last - 1
+            else:
+                low = last + 1
+        return found
+
+    async def clear(self) -> int:
+        """Every entry up to the newest is deleted (`XTRIM MINID`); ids go on."""
+        try:
+            last = int(await self._client.get(self._last_key) or 0)
+            removed: int = await self._client.xtrim(self._log, minid=f"{last + 1}-0")
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            raise StoreError(self.health.error or str(exc)) from None
+        return removed
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._tail is not None:  # it ends at its next turn: a blocked XREAD is not
+            # cancelled, since redis-py was seen to hold a cancelled one for ever
+            await asyncio.wait({self._tail}, timeout=TAIL_BLOCK_MS / 1000 + 1)
+            self._tail.cancel()
+        for done in (d for _, _, d in self._waiting if not d.done()):
+            done.set_exception(StoreError("webchat is shutting down"))
+        await self._client.aclose()
+        await self._tail_client.aclose()
