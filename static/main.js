@@ -89,6 +89,12 @@ function showState() {
     badge.className = "badge bad";
     return;
   }
+  if (lastStatus && lastStatus.store && !lastStatus.store.ok) {
+    // The transcript cannot be written (a full disk, Redis away): say so, sends get 503.
+    badge.textContent = `transcript store unavailable · sends refused, TCP peers wait · ${lastStatus.store.error}`;
+    badge.className = "badge bad";
+    return;
+  }
   const rtt = socket.rttMs === null ? "" : ` (${socket.rttMs < 10 ? socket.rttMs.toFixed(1) : Math.round(socket.rttMs)} ms)`;
   let tcp = "";
   let up = false;

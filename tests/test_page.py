@@ -18,6 +18,7 @@ import pytest
 import trustme
 
 from tests.conftest import Running, dial, recv_until, wait_until
+from tests.test_scaleout import RedisServer
 from tests.test_starttls import serving, upgrading_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -719,3 +720,24 @@ def test_clearing_the_transcript_empties_the_open_page(page: Page, server: Runni
         expect(page.locator(".row")).to_contain_text("Transcript cleared")
         sock.sendall(b"after the clear\n")
         expect(page.locator(".row")).to_have_count(2)
+
+
+def test_the_badge_says_when_the_transcript_store_is_away(browser: Browser, tmp_path: Path) -> None:
+    redis_server = RedisServer(tmp_path)
+    try:
+        with Running(
+            "server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--store", redis_server.url
+        ) as running:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{running.http_port}/")
+            badge = page.locator("#status")
+            expect(badge).to_contain_text("WebSocket open")
+            redis_server.stop()
+            expect(badge).to_contain_text("transcript store unavailable", timeout=10_000)
+            expect(badge).to_contain_text("cannot be reached")
+            redis_server.start()
+            expect(badge).to_contain_text("WebSocket open", timeout=10_000)
+            context.close()
+    finally:
+        redis_server.stop()
