@@ -126,7 +126,7 @@ async def test_an_append_retried_with_its_token_is_written_once(
 ) -> None:
     store = RedisStore(redis_server.url, "default", 1000)
     keys = ["webchat:default:log", "webchat:default:last", "webchat:default:done:t1"]
-    args: list[str | int | bytes] = [1000, 60, "1.0", "in", "p:1", b"x", ""]
+    args: list[str | int | bytes] = [1000, 60, "me", "1.0", "in", "p:1", b"x", ""]
     try:
         assert await store._append(keys=keys, args=args) == 1
         assert await store._append(keys=keys, args=args) == 1  # the reply was lost: retried
@@ -242,3 +242,41 @@ def test_a_store_url_is_checked_and_sqlite_urls_are_files(tmp_path: Path) -> Non
     )
     assert unreachable.returncode == 1
     assert "cannot be reached" in unreachable.stderr and "Traceback" not in unreachable.stderr
+
+
+def test_sends_relays_and_the_roster_cross_instances(redis_server: RedisServer) -> None:
+    with (
+        instance(redis_server.url, "--relay") as a,
+        instance(redis_server.url, "--relay") as b,
+        api(b) as http_b,
+    ):
+        assert http_b.post("/api/messages", json={"text": "nobody"}).status_code == 409
+        peer_a = socket.create_connection(("127.0.0.1", a.tcp_port), timeout=5)
+        peer_b = socket.create_connection(("127.0.0.1", b.tcp_port), timeout=5)
+        with peer_a, peer_b:
+            wait_until(lambda: len(http_b.get("/api/status").json()["peers"]) == 2)
+            roster = http_b.get("/api/status").json()["peers"]
+            holders = {p["peer"]: p["instance"] for p in roster}
+            assert len(set(holders.values())) == 2  # each peer with the instance holding it
+            name_a = peer_name(peer_a)
+            assert name_a in holders
+            sent = http_b.post("/api/messages", json={"text": "to all, from B"})
+            assert sent.status_code == 202
+            assert peer_a.recv(100) == b"to all, from B\n"
+            assert peer_b.recv(100) == b"to all, from B\n"
+            only = http_b.post("/api/messages", json={"text": "to A's peer", "to": name_a})
+            assert only.status_code == 202
+            assert peer_a.recv(100) == b"to A's peer\n"
+            peer_a.sendall(b"relayed across\n")
+            assert peer_b.recv(100) == b"relayed across\n"
+            unknown = http_b.post("/api/messages", json={"text": "x", "to": "10.0.0.1:1"})
+            assert unknown.status_code == 404
+            a.proc.kill()  # kill -9: no goodbye
+            wait_until(lambda: len(http_b.get("/api/status").json()["peers"]) == 1, 10)
+            lost = [e for e in entries(b) if e.get("detail") == "instance lost"]
+            assert [e["peer"] for e in lost] == [name_a]
+
+
+def peer_name(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"{host}:{port}"

@@ -34,6 +34,8 @@ class Message:
     """The auto-responder rule that sent it; None for everything else."""
     name: str | None = None
     """`--chat`: who said it (a TCP peer's chat name, or the page user's)."""
+    origin: str | None = None
+    """A shared room (`--store redis://`): the instance that recorded it; None elsewhere."""
 
     def __post_init__(self) -> None:
         if self.direction not in ("in", "out"):
@@ -66,6 +68,8 @@ class Event:
     id: int = 0
     tls: TlsDetails | None = None
     """A connection's TLS, on `connected` and `tls` events of TLS peers."""
+    origin: str | None = None
+    """A shared room (`--store redis://`): the instance that recorded it; None elsewhere."""
 
     def __post_init__(self) -> None:
         if self.kind not in EVENT_KINDS:

@@ -96,6 +96,8 @@ class RoleBase(abc.ABC):
         self.options = options
         self.backlog = Budget()
         self.peers: dict[str, Peer] = {}
+        self.remote: dict[str, str] = {}
+        """A shared room: the peers other instances hold, with the instance holding each."""
         self.changed = asyncio.Event()
         """Set when a peer comes or goes, or the connection's state changes."""
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -182,7 +184,7 @@ class RoleBase(abc.ABC):
 
     def targets(self, to: str | None) -> list[Peer]:
         """Who a send goes to, or the `SendError` it meets."""
-        if not self.peers:
+        if not self.peers and not self.remote:
             raise NotConnected(self._not_connected())
         if held := self._held_back():
             raise NotConnected(held)
@@ -190,7 +192,10 @@ class RoleBase(abc.ABC):
             return list(self.peers.values())
         if to in self.peers:
             return [self.peers[to]]
-        raise UnknownPeer(f"no peer named {to!r}; connected: {', '.join(self.peers)}")
+        if to in self.remote:
+            return []  # recorded here, written by the instance that holds it
+        connected = ", ".join([*self.peers, *self.remote])
+        raise UnknownPeer(f"no peer named {to!r}; connected: {connected}")
 
     def _plan(
         self,

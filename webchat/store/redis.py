@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import os
+import socket
 import sys
 import time
 import uuid
@@ -37,12 +39,12 @@ from webchat.store.schema import row
 APPEND = """
 local done = redis.call('GET', KEYS[3])
 if done then return tonumber(done) end
-local n = (#ARGV - 2) / 5
+local n = (#ARGV - 3) / 5
 local last = redis.call('INCRBY', KEYS[2], n)
 local first = last - n + 1
 for i = 0, n - 1 do
-  local at = 3 + i * 5
-  local fields = {'t', ARGV[at], 'k', ARGV[at + 1], 'b', ARGV[at + 3]}
+  local at = 4 + i * 5
+  local fields = {'t', ARGV[at], 'k', ARGV[at + 1], 'b', ARGV[at + 3], 'o', ARGV[3]}
   if ARGV[at + 2] ~= '' then table.insert(fields, 'p'); table.insert(fields, ARGV[at + 2]) end
   if ARGV[at + 4] ~= '' then table.insert(fields, 'm'); table.insert(fields, ARGV[at + 4]) end
   redis.call('XADD', KEYS[1], (first + i) .. '-0', unpack(fields))
@@ -53,9 +55,12 @@ redis.call('SET', KEYS[3], first, 'EX', ARGV[2])
 return first
 """
 """KEYS: the stream, the id counter, this append's token. ARGV: max entries, the token's
-lifetime, then ts, kind, peer, body, meta per entry ('' for none). Returns the first id."""
+lifetime, the instance appending, then ts, kind, peer, body, meta per entry ('' for none).
+Returns the first id."""
 TOKEN_SECONDS = 600
 """How long an append's token is remembered: longer than any retry of it."""
+TIMEOUT = 5.0
+"""Seconds a command may take; longer than the tail's blocking read."""
 TAIL_BLOCK_MS = 1000
 TAIL_COUNT = 1000
 """Entries one `XREAD` hands the hub at most: a batch, as a group commit is on SQLite."""
@@ -94,7 +99,7 @@ def _entry(stream_id: bytes, fields: dict[bytes, bytes]) -> Entry:
         body = fields[b"b"].decode()
     peer = fields.get(b"p")
     meta = fields.get(b"m")
-    return decoded(
+    entry = decoded(
         (
             int(stream_id.split(b"-", 1)[0]),
             float(fields[b"t"]),
@@ -104,13 +109,22 @@ def _entry(stream_id: bytes, fields: dict[bytes, bytes]) -> Entry:
             None if meta is None else meta.decode(),
         )
     )
+    if origin := fields.get(b"o"):
+        object.__setattr__(entry, "origin", origin.decode())
+    return entry
 
 
 def _client(url: str) -> aioredis.Redis:
     """A pooled connection that Redis closed (a restart) fails its next command once: that
     is retried on a new connection (safe for appends: their token stops a double write)."""
     retry = Retry(ExponentialBackoff(0.5, 0.05), 2)
-    return aioredis.Redis.from_url(url, retry=retry, retry_on_error=[*UNREACHABLE])
+    return aioredis.Redis.from_url(
+        url,
+        retry=retry,
+        retry_on_error=[*UNREACHABLE],
+        socket_connect_timeout=TIMEOUT,
+        socket_timeout=TIMEOUT,  # a Redis that stopped answering is away, not slow
+    )
 
 
 class RedisStore:
@@ -125,8 +139,13 @@ class RedisStore:
             prefix + "epoch",
         )
         self._token_prefix = prefix + "done:"
+        self.prefix = prefix
+        self.instance = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        """This instance's name in the room: on every entry it records, and in the roster."""
         try:
-            with redis.Redis.from_url(url, socket_timeout=5) as client:
+            with redis.Redis.from_url(
+                url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT
+            ) as client:
                 client.set(self._epoch_key, uuid.uuid4().hex, nx=True)
                 self.epoch = (client.get(self._epoch_key) or b"").decode()
                 self._last = int(client.get(self._last_key) or 0)
@@ -144,6 +163,11 @@ class RedisStore:
         self._tail: asyncio.Task[None] | None = None
         self._closing = False
         self.health = Health()
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The room's connection pool, for the keys beside the stream (the roster)."""
+        return self._client
 
     @property
     def last_id(self) -> int:
@@ -215,7 +239,7 @@ class RedisStore:
         self._start_tail()
         if send and self.health.error is not None:
             raise StoreError(self.health.error)
-        args: list[Any] = [self._max, TOKEN_SECONDS]
+        args: list[Any] = [self._max, TOKEN_SECONDS, self.instance]
         for entry in entries:
             args += _fields(entry)
         keys = [self._log, self._last_key, self._token_prefix + uuid.uuid4().hex]

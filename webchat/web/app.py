@@ -39,6 +39,8 @@ def create_app(
         rt = build(settings, tcp_sock, store)
         app.state.runtime = rt
         await rt.role.start()
+        if rt.shared is not None:
+            await rt.shared.start()
         # What start-up built lives until exit: out of the collector's reach, a full
         # collection under a flood scans only what came after (pauses of 15-28 ms were
         # measured before, in the tail of a send's latency).
@@ -52,6 +54,8 @@ def create_app(
             if rt.sending:
                 await asyncio.wait(rt.sending, timeout=STOP_TIMEOUT)
             await rt.role.stop()
+            if rt.shared is not None:
+                await rt.shared.stop()
             if rt.snippets is not None:
                 rt.snippets.close()
             await rt.hub.store.close()

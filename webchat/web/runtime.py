@@ -8,6 +8,7 @@ import itertools
 import re
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -15,14 +16,15 @@ from typing import Any
 from starlette.types import ASGIApp
 
 from webchat.console import Console
-from webchat.hub import Hub
-from webchat.model import iso_utc
+from webchat.hub import Hub, Listener
+from webchat.model import Entry, iso_utc
 from webchat.roles.base import RoleBase
 from webchat.roles.client import TcpClient
 from webchat.roles.net import bind_listener
 from webchat.roles.server import TcpServer
 from webchat.room.autoreply import AutoReply
 from webchat.room.chat import ChatRoom
+from webchat.room.shared import SharedRoom
 from webchat.room.snippets import Snippets
 from webchat.settings import Settings
 from webchat.store import MEMORY, Store, open_store
@@ -73,6 +75,7 @@ class Runtime:
     auto: AutoReply | None = None
     snippets: Snippets | None = None
     chat: ChatRoom | None = None
+    shared: SharedRoom | None = None
     visitors: dict[object, Visitor] = field(default_factory=dict)
     """Each open `/ws`, by its reader."""
     sending: set[asyncio.Task[None]] = field(default_factory=set)
@@ -85,7 +88,7 @@ class Runtime:
             "role": self.settings.role,
             "tcp": self.role.address,
             "framing": self.settings.framing,
-            "peers": [peer.status() for peer in listed],
+            "peers": [*(self._held(peer.status()) for peer in listed), *self._elsewhere()],
             "subscribers": len(self.hub.readers),
             "store": self.hub.store.health.status(),
         }
@@ -93,7 +96,7 @@ class Runtime:
             shown = itertools.islice(self.visitors.values(), most_peers)
             status["pages"] = [visitor.status() for visitor in shown]
         if most_peers is not None:
-            status["peer_count"] = len(peers)
+            status["peer_count"] = len(peers) + len(self.role.remote)
         connection = self.role.connection()
         if connection is not None:
             status["connection"] = connection
@@ -114,6 +117,15 @@ class Runtime:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STATUS_EVERY):
                     await self.role.changed.wait()
+
+    def _held(self, shown: dict[str, object]) -> dict[str, object]:
+        """In a shared room, each peer says which instance holds it."""
+        if self.shared is not None:
+            shown["instance"] = self.shared.me
+        return shown
+
+    def _elsewhere(self) -> list[dict[str, object]]:
+        return [{"peer": name, "instance": held} for name, held in self.role.remote.items()]
 
     def hello(self) -> dict[str, object]:
         """The first `/ws` frame: who we are and where the transcript stands."""
@@ -180,12 +192,31 @@ def build(settings: Settings, tcp_sock: socket.socket | None, store: Store | Non
     hub = Hub(store, () if console is None else (console,))
     role = make_role(settings, hub, tcp_sock)
     auto = AutoReply(role, rules_path(settings, tcp_sock), settings.echo)
-    hub.listen(auto)
+    hub.listen(ours(auto, store))
     snippets = Snippets(beside(settings, tcp_sock))
     chat = ChatRoom(role) if role.options.chat else None
     if chat is not None:
-        hub.listen(chat)
-    return Runtime(settings, hub, role, console, auto, snippets, chat)
+        hub.listen(ours(chat, store))
+    shared = None
+    if isinstance(store, RedisStore):
+        shared = SharedRoom(role, store, relay=settings.relay and not settings.chat)
+        hub.listen(shared)
+    return Runtime(settings, hub, role, console, auto, snippets, chat, shared)
+
+
+def ours(listener: Listener, store: Store) -> Listener:
+    """In a shared room, only the entries this instance recorded: the auto-responder and
+    the chat room answer once, where the peer is, not on every instance."""
+    if not isinstance(store, RedisStore):
+        return listener
+    me = store.instance
+
+    def local(entries: Sequence[Entry]) -> None:
+        mine = [entry for entry in entries if entry.origin == me]
+        if mine:
+            listener(mine)
+
+    return local
 
 
 def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> RoleBase:
