@@ -11,6 +11,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -280,3 +281,53 @@ def test_sends_relays_and_the_roster_cross_instances(redis_server: RedisServer) 
 def peer_name(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"{host}:{port}"
+
+
+def test_one_client_instance_a_room_held_as_a_lease(redis_server: RedisServer) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as service:
+        target = f"127.0.0.1:{service.getsockname()[1]}"
+        flags = ["--connect", target, "--http-port", "0", "--quiet", "--store", redis_server.url]
+        with Running("client", *flags) as first:
+            second = subprocess.run(
+                [sys.executable, "-m", "webchat", "client", *flags],
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            assert second.returncode == 1
+            assert "room default's client connection is held by instance" in second.stderr
+            assert len(second.stderr.strip().splitlines()) == 1
+            first.proc.kill()  # kill -9: the lease runs out by itself
+            killed = time.monotonic()
+        while not takes_the_room(flags):
+            assert time.monotonic() - killed < 15, "the lease outlived its holder"
+        assert time.monotonic() - killed > 3  # it was held until it ran out, not given up
+
+
+def takes_the_room(flags: list[str]) -> bool:
+    """Start a client instance: True if it is still running after 2 s (it holds the room)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webchat", "client", *flags],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        proc.wait(2)
+    except subprocess.TimeoutExpired:
+        stop(proc)
+        return True
+    return False
+
+
+def test_a_stopped_client_instance_gives_the_room_up_at_once(redis_server: RedisServer) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as service:
+        target = f"127.0.0.1:{service.getsockname()[1]}"
+        flags = ["--connect", target, "--http-port", "0", "--quiet", "--store", redis_server.url]
+        first = Running("client", *flags)
+        with api(first) as http:
+            assert http.get("/healthz").status_code == 200  # serving: its signals are ours
+        first.proc.terminate()
+        assert first.proc.wait(10) == 0
+        first.stop()
+        with Running("client", *flags) as second:
+            assert "TCP client to" in second.start_line

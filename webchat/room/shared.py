@@ -64,6 +64,7 @@ class SharedRoom:
             await asyncio.wait(self._tasks, timeout=2)
         with contextlib.suppress(RedisError, OSError):
             await self._store.client.hdel(self._instances, self.me)
+            await self._store.release()
 
     def __call__(self, entries: Sequence[Entry]) -> None:
         for entry in entries:
@@ -122,6 +123,7 @@ class SharedRoom:
                     joined = True
                 now = time.time()
                 await client.hset(self._instances, self.me, str(now))
+                await self._store.renew()
                 for gone, at in (await self._hash(self._instances)).items():
                     stale = gone != self.me and now - float(at) > LOST_AFTER
                     if stale and await client.hdel(self._instances, gone):

@@ -179,7 +179,10 @@ def transcript_path(settings: Settings, tcp_sock: socket.socket | None) -> str:
 def open_transcript(settings: Settings, tcp_sock: socket.socket | None) -> Store:
     """The store for these settings; raises `StoreError` with a line fit for the user."""
     if settings.redis_url is not None:
-        return RedisStore(settings.redis_url, settings.room, settings.max_history)
+        store = RedisStore(settings.redis_url, settings.room, settings.max_history)
+        if settings.role == "client":  # one instance of a room holds the connection
+            store.claim("client")
+        return store
     path = transcript_path(settings, tcp_sock)
     return open_store(path, settings.max_history, fsync=settings.fsync)
 
