@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from websockets.sync.client import connect as ws_connect
@@ -331,3 +332,45 @@ def test_a_stopped_client_instance_gives_the_room_up_at_once(redis_server: Redis
         first.stop()
         with Running("client", *flags) as second:
             assert "TCP client to" in second.start_line
+
+
+def test_a_viewer_instance_shows_the_room_and_sends_through_it(
+    redis_server: RedisServer,
+) -> None:
+    viewer = subprocess.Popen(
+        [sys.executable, "-m", "webchat", "view", "--http-port", "0", "--store", redis_server.url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert viewer.stdout is not None
+        start = viewer.stdout.readline()
+        assert "viewer of room default" in start
+        port = int(start.split("page at http://127.0.0.1:")[1].split("/")[0])
+        with (
+            instance(redis_server.url) as server,
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http,
+            socket.create_connection(("127.0.0.1", server.tcp_port), timeout=5) as peer,
+        ):
+            wait_until(lambda: http.get("/api/status").json()["peers"])
+            assert http.get("/api/status").json()["role"] == "view"
+            assert http.post("/api/messages", json={"text": "from a viewer"}).status_code == 202
+            assert peer.recv(100) == b"from a viewer\n"
+            peer.sendall(b"seen by the viewer\n")
+            wait_until(
+                lambda: (
+                    "seen by the viewer"
+                    in [m.get("text") for m in http.get("/api/messages").json()["messages"]]
+                )
+            )
+            assert "<h1>Room</h1>" in http.get("/").text
+    finally:
+        stop(viewer)  # type: ignore[arg-type]
+
+
+def test_a_viewer_needs_a_shared_store() -> None:
+    alone = subprocess.run(
+        [sys.executable, "-m", "webchat", "view"], capture_output=True, text=True, timeout=30
+    )
+    assert alone.returncode == 2 and "give --store redis://" in alone.stderr

@@ -157,6 +157,17 @@ def client(**params: Any) -> None:
     run(load(role="client", **typed(**params)))
 
 
+@cli.command()
+@apply(http_options)
+@option("store", metavar="URL")
+@option("room", metavar="NAME")
+@option("quiet")
+def view(**params: Any) -> None:
+    """The page and API of a room that other instances share (--store redis://), with no
+    TCP side: for many pages; its sends reach the room's peers through the stream."""
+    run(load(role="view", **typed(**params)))
+
+
 cli.add_command(export_command)
 cli.add_command(transcripts_command)
 
@@ -255,6 +266,9 @@ def describe_start(
         view = f"; view-only page at {page}?token={settings.view_token}"
     if settings.token is not None:
         page += f"?token={settings.token}" if shown else " (token required)"
+    if settings.role == "view":
+        what = f"viewer of room {settings.room}"
+        return f"webchat: page at {page} - {what}, transcript in {store.where}{view}"
     if tcp is not None:
         relay = " (chat room)" if settings.chat else " (relay on)" if settings.relay else ""
         tls = " with TLS" if settings.tcp_tls_cert else ""
@@ -279,7 +293,7 @@ def run(settings: Settings) -> None:
     tcp = None
     if settings.role == "server":
         tcp = listen("TCP", settings.tcp_host, settings.tcp_port, "tcp")
-    else:
+    elif settings.role == "client":
         resolve(settings)
     http = listen("HTTP", settings.http_host, settings.http_port, "http")
     try:

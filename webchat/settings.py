@@ -225,6 +225,11 @@ class Settings(BaseSettings):
             raise ValueError("--store sqlite:///PATH and --db PATH say the same: give one")
         if self.redis_url is not None and (self.db is not None or self.fsync):
             raise ValueError("--db and --fsync are for a transcript file, not --store redis://")
+        if self.role == "view" and self.redis_url is None:
+            raise ValueError(
+                "webchat view shows a room that server or client instances share: "
+                "give --store redis://HOST:PORT/DB (or WEBCHAT_STORE)"
+            )
         if self.role == "client" and self.connect is None:
             raise ValueError("the client role needs --connect HOST:PORT (or WEBCHAT_CONNECT)")
         if self.starttls is not None and self.tls:

@@ -26,7 +26,7 @@ FramingName = Literal["line", "crlf", "raw", "nul", "len16", "len32"]
 LineEnding = Literal["framing", "none", "lf", "crlf"]
 """What ends a send on the wire: the framing's own (LF, CRLF, NUL, a length prefix), or
 nothing, LF or CRLF whatever the framing."""
-RoleName = Literal["server", "client"]
+RoleName = Literal["server", "client", "view"]
 StartTlsName = Literal["smtp", "imap", "pop3", "xmpp", "irc", "plain"]
 """`--starttls`: the plaintext preamble before the handshake; `plain` waits to be told."""
 

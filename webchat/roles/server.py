@@ -9,6 +9,7 @@ peer is a protocol with no task of its own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import socket
 import ssl
@@ -20,6 +21,7 @@ from webchat.roles.base import RoleBase
 from webchat.roles.net import BACKLOG, describe_error
 from webchat.roles.peer import Peer, PeerOptions
 from webchat.roles.rejections import WINDOW, Rejections
+from webchat.store import StoreError
 from webchat.telnet import escape
 from webchat.types import RoleName
 
@@ -66,7 +68,12 @@ class TcpServer(RoleBase):
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(self.new_peer, sock=self._sock, backlog=BACKLOG)
-        await self.record([Event("listening", None, f"waiting for clients on {self._address}")])
+        listening = Event("listening", None, f"waiting for clients on {self._address}")
+        self.spawn(self._recorded([listening]))  # a store that is away must not hold up the page
+
+    async def _recorded(self, entries: list[Event]) -> None:
+        with contextlib.suppress(StoreError):  # only at shutdown: the store said so already
+            await self.record(entries)
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -14,6 +14,7 @@ lost reply is not written twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import os
@@ -174,6 +175,7 @@ class RedisStore:
         self._order = itertools.count()
         self._tail: asyncio.Task[None] | None = None
         self._closing = False
+        self._in_order = asyncio.Lock()
         self.health = Health()
 
     def claim(self, what: str) -> None:
@@ -280,19 +282,8 @@ class RedisStore:
         for entry in entries:
             args += _fields(entry)
         keys = [self._log, self._last_key, self._token_prefix + uuid.uuid4().hex]
-        delay = RETRY_FIRST
-        while True:
-            try:
-                first = int(await self._append(keys=keys, args=args))
-                break
-            except UNREACHABLE as exc:
-                self._failed(exc)
-                if send or self._closing:
-                    raise StoreError(self.health.error or str(exc)) from None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MOST)
-            except RedisError as exc:  # Redis refused the script: retrying would not help
-                raise StoreError(f"store {redacted(self._url)} failed: {exc}") from None
+        async with contextlib.nullcontext() if send else self._in_order:
+            first = await self._write(keys, args, send)
         for offset, entry in enumerate(entries):
             stamp(entry, first + offset)
         last = first + len(entries) - 1
@@ -301,6 +292,22 @@ class RedisStore:
             heapq.heappush(self._waiting, (last, next(self._order), done))
             await done
         return entries
+
+    async def _write(self, keys: list[str], args: list[Any], send: bool) -> int:
+        """Run the script until Redis takes it; the first id. Appends other than sends
+        wait their turn (`_in_order`), so entries kept across an outage keep their order."""
+        delay = RETRY_FIRST
+        while True:
+            try:
+                return int(await self._append(keys=keys, args=args))
+            except UNREACHABLE as exc:
+                self._failed(exc)
+                if send or self._closing:
+                    raise StoreError(self.health.error or str(exc)) from None
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MOST)
+            except RedisError as exc:  # Redis refused the script: retrying would not help
+                raise StoreError(f"store {redacted(self._url)} failed: {exc}") from None
 
     async def read(
         self,

@@ -31,7 +31,7 @@ templates = Jinja2Templates(directory=resource_dir("templates"))
 async def page(request: Request) -> HTMLResponse:
     rt = runtime(request.app)
     role = rt.settings.role
-    heading = "TCP Server" if role == "server" else "TCP Client"  # the seed's window titles
+    heading = {"server": "TCP Server", "client": "TCP Client"}.get(role, "Room")  # the seed's
     where = rt.role.address[rt.role.address.rindex(":") :] if role == "server" else rt.role.address
     context: dict[str, object] = {"title": f"webchat · {role} {where}", "heading": heading}
     context["role"] = role

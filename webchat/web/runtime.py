@@ -22,6 +22,7 @@ from webchat.roles.base import RoleBase
 from webchat.roles.client import TcpClient
 from webchat.roles.net import bind_listener
 from webchat.roles.server import TcpServer
+from webchat.roles.viewer import Viewer
 from webchat.room.autoreply import AutoReply
 from webchat.room.chat import ChatRoom
 from webchat.room.shared import SharedRoom
@@ -149,8 +150,10 @@ RULES_SUFFIX = ".rules.json"
 def beside(settings: Settings, tcp_sock: socket.socket | None) -> str | None:
     """The transcript file, where snippets and rules are kept beside it; None when there
     is no file (`:memory:`, or a Redis room: they then last as long as the instance)."""
+    if settings.redis_url is not None:
+        return None
     path = transcript_path(settings, tcp_sock)
-    return None if path == MEMORY or settings.redis_url is not None else path
+    return None if path == MEMORY else path
 
 
 def rules_path(settings: Settings, tcp_sock: socket.socket | None) -> str | None:
@@ -224,6 +227,8 @@ def ours(listener: Listener, store: Store) -> Listener:
 
 def make_role(settings: Settings, hub: Hub, tcp_sock: socket.socket | None) -> RoleBase:
     options = settings.peer_options
+    if settings.role == "view":
+        return Viewer(hub, options, settings.room)
     if tcp_sock is None:
         host, port = settings.target
         return TcpClient(
