@@ -374,3 +374,22 @@ def test_a_viewer_needs_a_shared_store() -> None:
         [sys.executable, "-m", "webchat", "view"], capture_output=True, text=True, timeout=30
     )
     assert alone.returncode == 2 and "give --store redis://" in alone.stderr
+
+
+def test_three_instances_relay_a_line_to_every_other_peer(redis_server: RedisServer) -> None:
+    with (
+        instance(redis_server.url, "--relay") as a,
+        instance(redis_server.url, "--relay") as b,
+        instance(redis_server.url, "--relay") as c,
+        api(c) as http,
+    ):
+        peers = [socket.create_connection(("127.0.0.1", i.tcp_port), timeout=5) for i in (a, b, c)]
+        try:
+            wait_until(lambda: len(http.get("/api/status").json()["peers"]) == 3)
+            peers[0].sendall(b"from a peer of A\n")
+            assert [p.recv(100) for p in peers[1:]] == [b"from a peer of A\n"] * 2
+            peers[2].sendall(b"from a peer of C\n")
+            assert [p.recv(100) for p in peers[:2]] == [b"from a peer of C\n"] * 2
+        finally:
+            for peer in peers:
+                peer.close()
