@@ -28,6 +28,7 @@ import cursors
 import fairness
 import page
 import peers
+import scaleout
 import websockets
 from harness import (
     FULL,
@@ -297,6 +298,16 @@ WORKLOADS: list[Row] = [
     Row("RSS, read-back \\u0001", "MB in all", cursors.rss_reading_back_heaviest),
     Row("send under flood", "p50 / p99 ms", fairness.send_under_flood),
     *([Row("disk-full recovery", "s", fairness.disk_full_recovery)] if os.geteuid() == 0 else []),
+    *(
+        [
+            Row("tcp→ws redis÷sqlite", "ratio", scaleout.on_redis(tcp_to_ws)),
+            Row("ws→tcp redis÷sqlite", "ratio", scaleout.on_redis(ws_to_tcp)),
+            Row("fan-out, 1 instance", "deliveries/s", lambda c: scaleout.fanout(c, 1)),
+            Row("fan-out, 3 instances", "deliveries/s", lambda c: scaleout.fanout(c, 3)),
+        ]
+        if scaleout.available()
+        else []
+    ),
     *(
         [
             Row("page flood", "lines/s drawn / input p99 ms", page.page_flood),

@@ -43,6 +43,8 @@ class Counts:
     readback_mib: int
     fair_sends: int
     page_lines: int
+    scale_readers: int
+    scale_lines: int
 
 
 FULL = Counts(
@@ -63,8 +65,10 @@ FULL = Counts(
     25,
     300,
     200_000,
+    300,
+    20_000,
 )
-QUICK = Counts(2_000, 1_000, 50, 5, 200, 5, 200, 2, 50, 20, 2, 3, 1, 3, 1, 10, 2_000)
+QUICK = Counts(2_000, 1_000, 50, 5, 200, 5, 200, 2, 50, 20, 2, 3, 1, 3, 1, 10, 2_000, 6, 200)
 
 
 @dataclass
@@ -97,7 +101,7 @@ async def webchat(*flags: str) -> AsyncIterator[Server]:
         stack = [flag for flag in flags if flag != STACK]
         command = [sys.executable, str(Path(__file__).with_name("stack.py")), *stack]
     else:
-        if "--db" not in flags:
+        if "--db" not in flags and "--store" not in flags:
             flags = (*flags, "--db", str(Path(scratch.name) / "bench.sqlite3"))
         command = [*args, "--quiet", *flags]
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once per workload, outside the timing

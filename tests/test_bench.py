@@ -25,6 +25,8 @@ def test_quick_benchmark_completes_every_row() -> None:
         "stack",
         "stack relay fan-out",
         "round trip :memory:",
+        "redis÷sqlite",
+        "fan-out, 3 instances",
     )
     for row in (
         *rows,

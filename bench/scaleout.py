@@ -1,0 +1,89 @@
+"""Scale-out rows: the Redis engine against SQLite, and one room's fan-out over 1 and 3
+instances, with Debian's redis-server started here on a free port (skipped when absent)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import peers
+from harness import (
+    Counts,
+    count_messages,
+    open_tcp,
+    payload,
+    subscriber,
+    timed_write,
+    wait_peers,
+    webchat,
+)
+
+
+def available() -> bool:
+    return shutil.which("redis-server") is not None
+
+
+@contextlib.asynccontextmanager
+async def redis_server() -> AsyncIterator[str]:
+    """redis-server with an append-only file (`appendfsync everysec`, its default)."""
+    port = peers.free_port()
+    with tempfile.TemporaryDirectory(prefix="webchat-redis-") as where:
+        proc = subprocess.Popen(  # noqa: ASYNC220 - started once per row, outside the timing
+            [
+                *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""),
+                *("--appendonly", "yes", "--dir", where),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                with contextlib.suppress(OSError):
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("redis-server did not start")
+                await asyncio.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            peers.end(proc)
+
+
+def on_redis(run: Callable[..., Awaitable[float]]) -> Callable[[Counts], Awaitable[float]]:
+    """A row's figure on a Redis room (fresh, one instance) over the same on SQLite."""
+
+    async def ratio(c: Counts) -> float:
+        async with redis_server() as url:
+            shared = await run(c, "--store", url, "--room", uuid.uuid4().hex[:8])
+        return shared / await run(c)
+
+    return ratio
+
+
+async def fanout(c: Counts, instances: int) -> float:
+    """1 TCP sender on the first instance; `c.scale_readers` batched readers spread evenly
+    over `instances` instances of one room: deliveries per second, summed."""
+    async with redis_server() as url, contextlib.AsyncExitStack() as stack:
+        servers = [
+            await stack.enter_async_context(webchat("--store", url)) for _ in range(instances)
+        ]
+        readers = [
+            await subscriber(servers[n % instances], batch=True) for n in range(c.scale_readers)
+        ]
+        _, writer = await open_tcp(servers[0])
+        await wait_peers(servers[0], readers[0], 1)
+        tag = uuid.uuid4().hex[:8]
+        counting = asyncio.gather(*(count_messages(ws, tag, c.scale_lines) for ws in readers))
+        elapsed = await timed_write(writer, payload(tag, 64) * 100, c.scale_lines // 100, counting)
+        writer.close()
+        for ws in readers:
+            await ws.close()
+        return c.scale_lines * c.scale_readers / elapsed
