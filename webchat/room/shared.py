@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from webchat.model import Entry, Event, Message
 from webchat.roles.base import RoleBase
+from webchat.store.lease import Lease
 from webchat.store.redis import RedisStore
 
 BEAT = 2.0
@@ -45,6 +46,8 @@ class SharedRoom:
         self._instances = store.prefix + "instances"
         self._tasks: set[asyncio.Task[object]] = set()
         self._beating: asyncio.Task[None] | None = None
+        self.lease: Lease | None = None
+        """The client role's hold on the room, renewed with the beat."""
 
     async def start(self) -> None:
         """In the background: start-up never waits for Redis."""
@@ -64,7 +67,8 @@ class SharedRoom:
             await asyncio.wait(self._tasks, timeout=2)
         with contextlib.suppress(RedisError, OSError):
             await self._store.client.hdel(self._instances, self.me)
-            await self._store.release()
+            if self.lease is not None:
+                await self.lease.release()
 
     def __call__(self, entries: Sequence[Entry]) -> None:
         for entry in entries:
@@ -123,7 +127,8 @@ class SharedRoom:
                     joined = True
                 now = time.time()
                 await client.hset(self._instances, self.me, str(now))
-                await self._store.renew()
+                if self.lease is not None:
+                    await self.lease.renew()
                 for gone, at in (await self._hash(self._instances)).items():
                     stale = gone != self.me and now - float(at) > LOST_AFTER
                     if stale and await client.hdel(self._instances, gone):

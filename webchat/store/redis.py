@@ -66,16 +66,6 @@ TAIL_BLOCK_MS = 1000
 TAIL_COUNT = 1000
 """Entries one `XREAD` hands the hub at most: a batch, as a group commit is on SQLite."""
 PAGE = 500
-LEASE_MS = 10_000
-"""How long a hold (the client role's connection) outlives its holder's last renewal."""
-RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 RETRY_FIRST = 0.05
 RETRY_MOST = 1.0
 UNREACHABLE = (ConnectionError, TimeoutError, OSError)
@@ -152,7 +142,6 @@ class RedisStore:
         self._token_prefix = prefix + "done:"
         self.prefix = prefix
         self.room = room
-        self._held: list[str] = []
         self.instance = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         """This instance's name in the room: on every entry it records, and in the roster."""
         try:
@@ -178,30 +167,9 @@ class RedisStore:
         self._in_order = asyncio.Lock()
         self.health = Health()
 
-    def claim(self, what: str) -> None:
-        """Hold `webchat:ROOM:<what>` for this instance (a lease `renew` keeps), or raise
-        `StoreError` naming the instance that holds it."""
-        key = self.prefix + what
-        try:
-            with redis.Redis.from_url(self._url, socket_timeout=TIMEOUT) as client:
-                if not client.set(key, self.instance, nx=True, px=LEASE_MS):
-                    holder = (client.get(key) or b"?").decode()
-                    raise StoreError(
-                        f"room {self.room}'s {what} connection is held by instance {holder}: "
-                        f"stop that one, or wait {LEASE_MS // 1000} s after it died"
-                    )
-        except (RedisError, OSError) as exc:
-            raise StoreError(f"store {redacted(self._url)} cannot be reached ({exc})") from None
-        self._held.append(key)
-
-    async def renew(self) -> None:
-        for key in self._held:
-            await self._client.eval(RENEW, 1, key, self.instance, LEASE_MS)
-
-    async def release(self) -> None:
-        for key in self._held:
-            await self._client.eval(RELEASE, 1, key, self.instance)
-        self._held.clear()
+    @property
+    def url(self) -> str:
+        return self._url
 
     @property
     def client(self) -> aioredis.Redis:

@@ -30,6 +30,7 @@ from webchat.room.snippets import Snippets
 from webchat.settings import Settings
 from webchat.store import MEMORY, Store, open_store
 from webchat.store.files import SUFFIX, data_dir
+from webchat.store.lease import Lease
 from webchat.store.redis import RedisStore
 from webchat.wire.json import dumps
 
@@ -184,7 +185,7 @@ def open_transcript(settings: Settings, tcp_sock: socket.socket | None) -> Store
     if settings.redis_url is not None:
         store = RedisStore(settings.redis_url, settings.room, settings.max_history)
         if settings.role == "client":  # one instance of a room holds the connection
-            store.claim("client")
+            Lease(store, "client").take()  # here, so a refusal is one line before serving
         return store
     path = transcript_path(settings, tcp_sock)
     return open_store(path, settings.max_history, fsync=settings.fsync)
@@ -206,6 +207,8 @@ def build(settings: Settings, tcp_sock: socket.socket | None, store: Store | Non
     shared = None
     if isinstance(store, RedisStore):
         shared = SharedRoom(role, store, relay=settings.relay and not settings.chat)
+        if settings.role == "client":
+            shared.lease = Lease(store, "client")  # taken in open_transcript; renewed here
         hub.listen(shared)
     return Runtime(settings, hub, role, console, auto, snippets, chat, shared)
 
