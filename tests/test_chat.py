@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 from tests.conftest import Running, dial, recv_until, wait_until
 from tests.test_services import api, entries
 from webchat.room.chat import Names, Said
+from webchat.room.claims import LocalClaims
 
 
 def test_names_are_given_changed_and_kept_unique() -> None:
     names = Names()
-    assert names.join("a:1") == "user1" and names.join("b:2") == "user2"
+    claims = LocalClaims(names)
+
+    def claim(peer: str, name: str | None) -> str | None:
+        return asyncio.run(claims.claim(peer, name))
+
+    for peer in ("a:1", "b:2"):
+        names.call(peer, str(claim(peer, None)))
+    assert names.of("a:1") == "user1" and names.of("b:2") == "user2"
     assert names.hear("a:1", "hi all") == Said(relay="<user1> hi all")
-    assert names.hear("a:1", "/nick ann") == Said(
-        reply="* you are now ann", announce="user1 is now ann"
-    )
-    assert names.hear("b:2", "/nick ANN").reply == "* ANN is taken; choose another name"
+    assert names.hear("a:1", "/nick ann") == Said(rename="ann")
+    names.call("a:1", "ann")
+    assert names.hear("b:2", "/nick ANN") == Said(rename="ANN")
+    assert claim("b:2", "ANN") is None and claim("a:1", "ANN") == "ANN"  # a peer may recase
     assert "cannot be a name" in str(names.hear("b:2", "/nick a b").reply)
     assert names.hear("b:2", "/nick").reply == "* usage: /nick NAME"
     assert names.hear("b:2", "/nickname").reply == "* usage: /nick NAME"
     assert names.leave("a:1") == "ann"
-    assert names.join("c:3") == "user3"
+    assert claim("b:2", "ann") == "ann" and claim("c:3", None) == "user3"
 
 
 def line(sock: socket.socket) -> bytes:

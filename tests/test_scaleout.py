@@ -393,3 +393,41 @@ def test_three_instances_relay_a_line_to_every_other_peer(redis_server: RedisSer
         finally:
             for peer in peers:
                 peer.close()
+
+
+def test_a_chat_room_spans_instances_with_names_unique_in_the_room(
+    redis_server: RedisServer,
+) -> None:
+    with (
+        instance(redis_server.url, "--chat") as a,
+        instance(redis_server.url, "--chat") as b,
+        api(b) as http_b,
+    ):
+        one = socket.create_connection(("127.0.0.1", a.tcp_port), timeout=10)
+        said_one = one.makefile("rb")
+        assert said_one.readline() == b"* welcome, you are user1; /nick NAME changes it\n"
+        two = socket.create_connection(("127.0.0.1", b.tcp_port), timeout=10)
+        said_two = two.makefile("rb")
+        with one, two, said_one, said_two:
+            assert said_two.readline().startswith(b"* welcome, you are user2;")
+            assert said_one.readline() == b"* user2 joined\n"
+            one.sendall(b"/nick ann\n")
+            assert said_one.readline() == b"* you are now ann\n"
+            assert said_two.readline() == b"* user1 is now ann\n"
+            two.sendall(b"/nick ANN\n")
+            assert said_two.readline() == b"* ANN is taken; choose another name\n"
+            two.sendall(b"hello \x1b[2J from B\n")
+            assert said_one.readline() == b"<user2> hello \\x1b[2J from B\n"
+            one.sendall(b"hi from A\n")
+            assert said_two.readline() == b"<ann> hi from A\n"
+            page = http_b.post("/api/messages", json={"text": "from the page", "name": "bo"})
+            assert page.status_code == 202
+            assert said_one.readline() == b"<bo> from the page\n"
+            assert said_two.readline() == b"<bo> from the page\n"
+            a.proc.kill()  # kill -9: its peer's name is given back, and the room is told
+            assert said_two.readline() == b"* ann left\n"
+            two.sendall(b"/nick ann\n")
+            assert said_two.readline() == b"* you are now ann\n"
+        details = [e["detail"] for e in entries(b) if e.get("kind") == "chat"]
+        assert details[:3] == ["user1 joined", "user2 joined", "user1 is now ann"]
+        assert "ann left" in details

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,8 +101,11 @@ class RoleBase(abc.ABC):
         self.changed = asyncio.Event()
         """Set when a peer comes or goes, or the connection's state changes."""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.before_join: list[Callable[[Peer], Awaitable[None]]] = []
+        """Awaited for each peer once its `connected` entry is kept, before it is listed or
+        read: the chat room names it."""
         self.on_join: list[Callable[[Peer], None]] = []
-        """Told of each peer once it is listed (its `connected` entry kept): the chat room."""
+        """Told of each peer once it is listed: the chat room welcomes it."""
         # Telnet's line end is CRLF (RFC 854): `line` framing sends it under --telnet.
         framing = "crlf" if options.telnet and options.framing == "line" else options.framing
         self._encoder = make_framer(framing, options.max_line)
@@ -167,6 +170,8 @@ class RoleBase(abc.ABC):
         peer.tls = tls_details(peer.transport.get_extra_info("ssl_object"))
         try:
             await self.record([Event("connected", peer.name, detail, tls=peer.tls)])
+            for named in self.before_join:
+                await named(peer)
         except StoreError as exc:  # only at shutdown: a failing store is waited out
             sys.stderr.write(f"webchat: error: {exc}; dropped {peer.name}\n")
             peer.drop(str(exc))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from redis.exceptions import RedisError
 
@@ -40,11 +40,17 @@ class SharedRoom:
     """The hub listener and heartbeat that make one instance a member of the room."""
 
     def __init__(self, role: RoleBase, store: RedisStore, *, relay: bool) -> None:
-        self._role, self._store, self._relay = role, store, relay
+        self._role, self.store, self._relay = role, store, relay
         self.me = store.instance
         self._peers = store.prefix + "peers"
         self._instances = store.prefix + "instances"
         self._tasks: set[asyncio.Task[object]] = set()
+        self._hash_order = asyncio.Lock()
+        """Our roster writes, one at a time in the order of their entries (the lock is
+        fair), so a quick connect and disconnect never leaves a departed peer listed."""
+        self.on_lost: list[Callable[[str], Awaitable[None]]] = []
+        """Awaited with an instance this one found dead, after its peers' departures are
+        recorded: the chat room frees their names."""
         self._beating: asyncio.Task[None] | None = None
         self.lease: Lease | None = None
         """The client role's hold on the room, renewed with the beat."""
@@ -66,7 +72,7 @@ class SharedRoom:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=2)
         with contextlib.suppress(RedisError, OSError):
-            await self._store.client.hdel(self._instances, self.me)
+            await self.store.client.hdel(self._instances, self.me)
             if self.lease is not None:
                 await self.lease.release()
 
@@ -84,9 +90,9 @@ class SharedRoom:
             return
         if event.origin == self.me:  # ours: the hash says so, for instances started later
             if event.kind == "connected":
-                self._spawn(self._store.client.hset(self._peers, event.peer, self.me))
+                self._spawn(self.store.client.hset(self._peers, event.peer, self.me))
             else:
-                self._spawn(self._store.client.hdel(self._peers, event.peer))
+                self._spawn(self.store.client.hdel(self._peers, event.peer))
         elif event.kind == "connected":
             self._role.remote[event.peer] = event.origin or ""
             self._role.changed.set()
@@ -106,19 +112,20 @@ class SharedRoom:
 
     def _spawn(self, step: object) -> None:
         async def run() -> None:
-            with contextlib.suppress(RedisError, OSError):
-                await step  # type: ignore[misc]
+            async with self._hash_order:
+                with contextlib.suppress(RedisError, OSError):
+                    await step  # type: ignore[misc]
 
         task = asyncio.create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _hash(self, key: str) -> dict[str, str]:
-        found = await self._store.client.hgetall(key)
+        found = await self.store.client.hgetall(key)
         return {text(k): text(v) for k, v in found.items()}
 
     async def _beat(self) -> None:
-        client = self._store.client
+        client = self.store.client
         joined = False
         while True:
             with contextlib.suppress(RedisError, OSError):
@@ -136,8 +143,10 @@ class SharedRoom:
             await asyncio.sleep(BEAT)
 
     async def _lost(self, gone: str) -> None:
-        client = self._store.client
+        client = self.store.client
         names = [name for name, at in (await self._hash(self._peers)).items() if at == gone]
         if names:
             await client.hdel(self._peers, *names)
             await self._role.record([Event("disconnected", name, INSTANCE_LOST) for name in names])
+        for hook in self.on_lost:
+            await hook(gone)

@@ -22,8 +22,8 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -68,11 +68,12 @@ TAIL_COUNT = 1000
 PAGE = 500
 RETRY_FIRST = 0.05
 RETRY_MOST = 1.0
+"""Seconds between attempts while Redis cannot be reached: a restart is noticed within one."""
 UNREACHABLE = (ConnectionError, TimeoutError, OSError)
 """Errors that say Redis is away (retried), not that it refused a command."""
+T = TypeVar("T")
 Items = list[tuple[bytes, dict[bytes, bytes]]]
 """What XRANGE returns, and XREAD for each stream (replies are bytes: no decoding)."""
-"""Seconds between attempts while Redis cannot be reached: a restart is noticed within one."""
 
 
 def redacted(url: str) -> str:
@@ -264,17 +265,23 @@ class RedisStore:
     async def _write(self, keys: list[str], args: list[Any], send: bool) -> int:
         """Run the script until Redis takes it; the first id. Appends other than sends
         wait their turn (`_in_order`), so entries kept across an outage keep their order."""
+        return int(await self.kept(lambda: self._append(keys=keys, args=args), refuse=send))
+
+    async def kept(self, attempt: Callable[[], Awaitable[T]], *, refuse: bool = False) -> T:
+        """`attempt` (a command on the room's keys), again until Redis is reachable: its
+        caller waits out an outage. With `refuse` (a send) or at shutdown it fails at once.
+        Raises `StoreError`; a command Redis refuses is not retried, since it would not help."""
         delay = RETRY_FIRST
         while True:
             try:
-                return int(await self._append(keys=keys, args=args))
+                return await attempt()
             except UNREACHABLE as exc:
                 self._failed(exc)
-                if send or self._closing:
+                if refuse or self._closing:
                     raise StoreError(self.health.error or str(exc)) from None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MOST)
-            except RedisError as exc:  # Redis refused the script: retrying would not help
+            except RedisError as exc:
                 raise StoreError(f"store {redacted(self._url)} failed: {exc}") from None
 
     async def read(

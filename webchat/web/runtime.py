@@ -25,6 +25,7 @@ from webchat.roles.server import TcpServer
 from webchat.roles.viewer import Viewer
 from webchat.room.autoreply import AutoReply
 from webchat.room.chat import ChatRoom
+from webchat.room.claims import RoomClaims
 from webchat.room.shared import SharedRoom
 from webchat.room.snippets import Snippets
 from webchat.settings import Settings
@@ -201,21 +202,26 @@ def build(settings: Settings, tcp_sock: socket.socket | None, store: Store | Non
     auto = AutoReply(role, rules_path(settings, tcp_sock), settings.echo)
     hub.listen(ours(auto, store))
     snippets = Snippets(beside(settings, tcp_sock))
-    chat = ChatRoom(role) if role.options.chat else None
-    if chat is not None:
-        hub.listen(ours(chat, store))
     shared = None
     if isinstance(store, RedisStore):
         shared = SharedRoom(role, store, relay=settings.relay and not settings.chat)
         if settings.role == "client":
             shared.lease = Lease(store, "client")  # taken in open_transcript; renewed here
         hub.listen(shared)
+    chat = None
+    if role.options.chat:
+        if shared is None:
+            chat = ChatRoom(role)
+        else:  # names are the room's, and other instances' lines are told here
+            chat = ChatRoom(role, RoomClaims(shared.store), shared.me)
+            shared.on_lost.append(chat.lost)
+        hub.listen(chat)
     return Runtime(settings, hub, role, console, auto, snippets, chat, shared)
 
 
 def ours(listener: Listener, store: Store) -> Listener:
-    """In a shared room, only the entries this instance recorded: the auto-responder and
-    the chat room answer once, where the peer is, not on every instance."""
+    """In a shared room, only the entries this instance recorded: the auto-responder
+    answers once, where the peer is, not on every instance."""
     if not isinstance(store, RedisStore):
         return listener
     me = store.instance
