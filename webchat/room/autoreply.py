@@ -1,5 +1,6 @@
 """The auto-responder at work: a hub listener that runs the rules on every received line,
-keeps each connection's timers, and stores the rules beside the transcript.
+keeps each connection's timers, and stores the rules beside the transcript (in a file,
+or on a shared room's shelf, where every instance finds them).
 
 It sees entries once they are committed, as every reader does, so a reply always
 follows what it answers in the transcript; replies go out through the role, marked
@@ -15,6 +16,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from webchat.model import Entry, Event, Message
 from webchat.roles.base import RoleBase, SendError
 from webchat.room.responder import Responder, Rule, RuleError
 from webchat.store import StoreError
+from webchat.store.shelf import RoomShelf
 
 ECHO = Rule(0, "\\g<0>", match="(?s)^.*$")
 """`--echo`: every line back, as it came (rule 0, listed and switchable like any other)."""
@@ -40,16 +43,26 @@ def load_rules(path: str | None) -> list[Rule]:
         ) from None
 
 
+def saved(rule: Rule) -> dict[str, Any]:
+    """What is kept of a rule: all but its hits, which each instance counts."""
+    return {key: value for key, value in rule.public().items() if key != "hits"}
+
+
 class AutoReply:
-    def __init__(self, role: RoleBase, path: str | None, echo: bool = False) -> None:
+    def __init__(
+        self, role: RoleBase, path: str | None, echo: bool = False, shelf: RoomShelf | None = None
+    ) -> None:
         self._role = role
         self._path = Path(path) if path else None
+        self._shelf = shelf
+        self._seen = -1
+        """The shelf's version the rules are at."""
         self.responder = Responder(load_rules(path))
         if echo:
             self.responder.put(ECHO)
         self._timers: dict[tuple[str, int], asyncio.Task[None]] = {}
 
-    def save(self) -> None:
+    def _save(self) -> None:
         """Written whole to a new file, then renamed over the old: never half a file."""
         if self._path is None:
             return
@@ -57,6 +70,21 @@ class AutoReply:
         fresh = self._path.with_name(self._path.name + ".new")
         fresh.write_text(json.dumps(kept, indent=1))
         os.replace(fresh, self._path)
+
+    async def fresh(self) -> None:
+        """A shared room's rules as the room has them now (each instance counts its own
+        hits). Raises `StoreError` while the shelf cannot be reached."""
+        if self._shelf is None or await self._shelf.version() == self._seen:
+            return
+        self._seen, records = await self._shelf.load()
+        rules = self.responder.rules
+        for gone in [key for key in rules if key != ECHO.id and key not in records]:
+            self._drop(gone)
+        for key, fields in records.items():
+            known = rules.get(key)
+            if known is None or saved(known) != fields:
+                with contextlib.suppress(RuleError, TypeError):  # checked before it was kept
+                    self._use(Rule(**fields, hits=known.hits if known else 0))
 
     def __call__(self, entries: Sequence[Entry]) -> None:
         if not self.responder.rules:  # the common case: a flood costs one check per commit
@@ -110,24 +138,41 @@ class AutoReply:
             elif fired is not None:
                 await self._send(fired.data, peer, rule_id)
 
-    def put(self, fields: dict[str, Any], rule_id: int | None = None) -> Rule:
+    async def put(self, fields: dict[str, Any], rule_id: int | None = None) -> Rule:
         """Create (no id) or replace a rule; raises `RuleError` for one that cannot work."""
         known = self.responder.rules.get(rule_id) if rule_id is not None else None
-        hits = known.hits if known else 0
-        new_id = rule_id if rule_id is not None else self.responder.next_id()
-        rule = self.responder.put(Rule(id=new_id, hits=hits, **fields))
+        rule = Rule(id=rule_id or 0, hits=known.hits if known else 0, **fields).check()
+        self.responder.has_room(rule_id)
+        if rule_id is None:
+            fresh_id = self.responder.next_id()
+            if self._shelf is not None:
+                fresh_id = await self._shelf.new_id()
+            rule = replace(rule, id=fresh_id)
+        if self._shelf is not None and rule.id != ECHO.id:  # --echo is each instance's own
+            await self._shelf.put(rule.id, saved(rule))
+        rule = self._use(rule)
+        self._save()
+        return rule
+
+    def _use(self, rule: Rule) -> Rule:
+        rule = self.responder.put(rule)
         self._stop_timers(rule_id=rule.id)  # a changed timer starts over
         for peer in self._role.peers:
             self.start_timers(peer, rule)
-        self.save()
         return rule
 
-    def remove(self, rule_id: int) -> bool:
+    async def remove(self, rule_id: int) -> bool:
+        if rule_id not in self.responder.rules:
+            return False
+        if self._shelf is not None:
+            await self._shelf.remove(rule_id)
+        self._drop(rule_id)
+        self._save()
+        return True
+
+    def _drop(self, rule_id: int) -> None:
         self._stop_timers(rule_id=rule_id)
-        removed = self.responder.remove(rule_id)
-        if removed:
-            self.save()
-        return removed
+        self.responder.remove(rule_id)
 
     def stop(self) -> None:
         self._stop_timers()

@@ -103,11 +103,15 @@ class Responder:
 
     def put(self, rule: Rule) -> Rule:
         rule = rule.check()
-        if rule.id not in self.rules and len(self.rules) >= MAX_RULES:
-            raise RuleError(f"there are {MAX_RULES} rules already: delete some first")
+        self.has_room(rule.id)
         self.rules[rule.id] = rule
         self._compiled.pop(rule.id, None)
         return rule
+
+    def has_room(self, rule_id: int | None) -> None:
+        """Raises `RuleError` when a rule with this id (None: a new one) would be one too many."""
+        if rule_id not in self.rules and len(self.rules) >= MAX_RULES:
+            raise RuleError(f"there are {MAX_RULES} rules already: delete some first")
 
     def remove(self, rule_id: int) -> bool:
         self._compiled.pop(rule_id, None)

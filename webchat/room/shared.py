@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from webchat.model import Entry, Event, Message
 from webchat.roles.base import RoleBase
+from webchat.store import StoreError
 from webchat.store.lease import Lease
 from webchat.store.redis import RedisStore
 
@@ -48,6 +49,8 @@ class SharedRoom:
         self._hash_order = asyncio.Lock()
         """Our roster writes, one at a time in the order of their entries (the lock is
         fair), so a quick connect and disconnect never leaves a departed peer listed."""
+        self.on_beat: list[Callable[[], Awaitable[None]]] = []
+        """Awaited at every beat: the rules and snippets reload what other instances changed."""
         self.on_lost: list[Callable[[str], Awaitable[None]]] = []
         """Awaited with an instance this one found dead, after its peers' departures are
         recorded: the chat room frees their names."""
@@ -136,6 +139,9 @@ class SharedRoom:
                 await client.hset(self._instances, self.me, str(now))
                 if self.lease is not None:
                     await self.lease.renew()
+                for hook in self.on_beat:
+                    with contextlib.suppress(StoreError):
+                        await hook()
                 for gone, at in (await self._hash(self._instances)).items():
                     stale = gone != self.me and now - float(at) > LOST_AFTER
                     if stale and await client.hdel(self._instances, gone):

@@ -1,8 +1,10 @@
-"""Saved messages: named snippets, text or hex, kept in the transcript file.
+"""Saved messages: named snippets, text or hex, kept with the transcript.
 
 They live in a `snippets` table of the transcript's SQLite file, through a
 connection of their own (the store's connection belongs to its committer), so a
-snippet saved is on disk at once; with `--db :memory:` they live in memory.
+snippet saved is on disk at once; with `--db :memory:` they live in memory. A room
+shared through Redis keeps them on its shelf (`store.shelf`), where every instance
+finds them.
 Placeholders (`{{counter}}`, `{{time}}`, ...) expand when one is sent, as the
 auto-responder's do.
 """
@@ -16,6 +18,7 @@ from typing import Any
 
 from webchat.notation import parse_hex
 from webchat.room.responder import expand
+from webchat.store.shelf import RoomShelf
 
 TABLE = """CREATE TABLE IF NOT EXISTS snippets (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, text TEXT, hex TEXT, sent INTEGER NOT NULL
@@ -66,9 +69,12 @@ class Snippet:
 
 
 class Snippets:
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, shelf: RoomShelf | None = None) -> None:
         self._conn: sqlite3.Connection | None = None
         self._kept: dict[int, Snippet] = {}
+        self._shelf = shelf
+        self._seen = -1
+        """The shelf's version `_kept` holds."""
         if path is not None:
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA busy_timeout = 5000")
@@ -76,37 +82,52 @@ class Snippets:
             rows = self._conn.execute("SELECT id, name, text, hex, sent FROM snippets")
             self._kept = {row[0]: Snippet(*row) for row in rows}
 
+    async def fresh(self) -> None:
+        """As the room has them now: another instance may have changed them. Raises
+        `StoreError` while the shelf cannot be reached."""
+        if self._shelf is not None and await self._shelf.version() != self._seen:
+            self._seen, records = await self._shelf.load()
+            self._kept = {key: Snippet(**fields) for key, fields in records.items()}
+
     def all(self) -> list[Snippet]:
         return sorted(self._kept.values(), key=lambda s: s.id)
 
     def get(self, snippet_id: int) -> Snippet | None:
         return self._kept.get(snippet_id)
 
-    def put(self, fields: dict[str, Any], snippet_id: int | None = None) -> Snippet:
+    async def put(self, fields: dict[str, Any], snippet_id: int | None = None) -> Snippet:
         if snippet_id is None and len(self._kept) >= MAX_SNIPPETS:
             raise SnippetError(f"there are {MAX_SNIPPETS} snippets already: delete some first")
         known = self._kept.get(snippet_id) if snippet_id is not None else None
-        new_id = snippet_id if snippet_id is not None else max(self._kept, default=0) + 1
-        snippet = Snippet(id=new_id, sent=known.sent if known else 0, **fields).check()
-        self._write(snippet)
+        snippet = Snippet(id=snippet_id or 0, sent=known.sent if known else 0, **fields).check()
+        if snippet_id is None:
+            new_id = max(self._kept, default=0) + 1
+            if self._shelf is not None:
+                new_id = await self._shelf.new_id()
+            snippet = replace(snippet, id=new_id)
+        await self._write(snippet)
         return snippet
 
-    def count(self, snippet: Snippet) -> Snippet:
+    async def count(self, snippet: Snippet) -> Snippet:
         """One more send: `{{counter}}` goes up."""
         counted = replace(snippet, sent=snippet.sent + 1)
-        self._write(counted)
+        await self._write(counted)
         return counted
 
-    def remove(self, snippet_id: int) -> bool:
+    async def remove(self, snippet_id: int) -> bool:
         if snippet_id not in self._kept:
             return False
-        if self._conn is not None:
+        if self._shelf is not None:
+            await self._shelf.remove(snippet_id)
+        elif self._conn is not None:
             self._conn.execute("DELETE FROM snippets WHERE id = ?", (snippet_id,))
         del self._kept[snippet_id]
         return True
 
-    def _write(self, snippet: Snippet) -> None:
-        if self._conn is not None:
+    async def _write(self, snippet: Snippet) -> None:
+        if self._shelf is not None:
+            await self._shelf.put(snippet.id, snippet.public())
+        elif self._conn is not None:
             self._conn.execute(
                 "INSERT OR REPLACE INTO snippets VALUES (?, ?, ?, ?, ?)",
                 (snippet.id, snippet.name, snippet.text, snippet.hex, snippet.sent),

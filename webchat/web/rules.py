@@ -44,15 +44,17 @@ def auto(request: Request) -> AutoReply:
     return rt.auto
 
 
-def put(request: Request, fields: dict[str, Any], rule_id: int | None) -> dict[str, Any]:
+async def put(request: Request, fields: dict[str, Any], rule_id: int | None) -> dict[str, Any]:
     try:
-        return auto(request).put(fields, rule_id).public()
+        return (await auto(request).put(fields, rule_id)).public()
     except RuleError as exc:
         raise HTTPException(422, str(exc)) from None
 
 
-def known(request: Request, rule_id: int) -> dict[str, Any]:
-    rule = auto(request).responder.rules.get(rule_id)
+async def known(request: Request, rule_id: int) -> dict[str, Any]:
+    autoreply = auto(request)
+    await autoreply.fresh()
+    rule = autoreply.responder.rules.get(rule_id)
     if rule is None:
         raise HTTPException(404, f"no rule {rule_id}; GET /api/rules lists them")
     return rule.public()
@@ -60,31 +62,34 @@ def known(request: Request, rule_id: int) -> dict[str, Any]:
 
 @router.get("", summary="The rules, with their hit counts")
 async def list_rules(request: Request) -> dict[str, Any]:
-    return {"rules": [rule.public() for rule in auto(request).responder.rules.values()]}
+    autoreply = auto(request)
+    await autoreply.fresh()
+    return {"rules": [rule.public() for rule in autoreply.responder.rules.values()]}
 
 
 @router.post("", status_code=201, summary="Add a rule", responses=INVALID)
 async def create_rule(request: Request, body: RuleBody) -> dict[str, Any]:
-    return put(request, body.model_dump(), None)
+    await auto(request).fresh()
+    return await put(request, body.model_dump(), None)
 
 
 @router.put("/{rule_id}", summary="Replace a rule", responses=BOTH)
 async def replace_rule(request: Request, rule_id: int, body: RuleBody) -> dict[str, Any]:
-    known(request, rule_id)
-    return put(request, body.model_dump(), rule_id)
+    await known(request, rule_id)
+    return await put(request, body.model_dump(), rule_id)
 
 
 @router.patch("/{rule_id}", summary="Change some fields of a rule", responses=BOTH)
 async def change_rule(request: Request, rule_id: int, body: RulePatch) -> dict[str, Any]:
-    fields = known(request, rule_id)
+    fields = await known(request, rule_id)
     fields.update(body.model_dump(exclude_unset=True))
     for computed in ("id", "hits"):
         fields.pop(computed)
-    return put(request, fields, rule_id)
+    return await put(request, fields, rule_id)
 
 
 @router.delete("/{rule_id}", status_code=204, summary="Delete a rule", responses=NOT_FOUND)
 async def delete_rule(request: Request, rule_id: int) -> Response:
-    known(request, rule_id)
-    auto(request).remove(rule_id)
+    await known(request, rule_id)
+    await auto(request).remove(rule_id)
     return Response(status_code=204)

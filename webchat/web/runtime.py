@@ -33,6 +33,7 @@ from webchat.store import MEMORY, Store, open_store
 from webchat.store.files import SUFFIX, data_dir
 from webchat.store.lease import Lease
 from webchat.store.redis import RedisStore
+from webchat.store.shelf import RoomShelf
 from webchat.wire.json import dumps
 
 STATUS_EVERY = 1.0
@@ -151,7 +152,8 @@ RULES_SUFFIX = ".rules.json"
 
 def beside(settings: Settings, tcp_sock: socket.socket | None) -> str | None:
     """The transcript file, where snippets and rules are kept beside it; None when there
-    is no file (`:memory:`, or a Redis room: they then last as long as the instance)."""
+    is no file (`:memory:`: they then last as long as the process; a Redis room keeps
+    them on its shelves)."""
     if settings.redis_url is not None:
         return None
     path = transcript_path(settings, tcp_sock)
@@ -199,14 +201,17 @@ def build(settings: Settings, tcp_sock: socket.socket | None, store: Store | Non
     console = None if settings.quiet else Console()
     hub = Hub(store, () if console is None else (console,))
     role = make_role(settings, hub, tcp_sock)
-    auto = AutoReply(role, rules_path(settings, tcp_sock), settings.echo)
+    room = store if isinstance(store, RedisStore) else None
+    rules_shelf, snippets_shelf = (None, None) if room is None else shelves(room)
+    auto = AutoReply(role, rules_path(settings, tcp_sock), settings.echo, rules_shelf)
     hub.listen(ours(auto, store))
-    snippets = Snippets(beside(settings, tcp_sock))
+    snippets = Snippets(beside(settings, tcp_sock), snippets_shelf)
     shared = None
-    if isinstance(store, RedisStore):
-        shared = SharedRoom(role, store, relay=settings.relay and not settings.chat)
+    if room is not None:
+        shared = SharedRoom(role, room, relay=settings.relay and not settings.chat)
         if settings.role == "client":
-            shared.lease = Lease(store, "client")  # taken in open_transcript; renewed here
+            shared.lease = Lease(room, "client")  # taken in open_transcript; renewed here
+        shared.on_beat += [auto.fresh, snippets.fresh]  # what other instances changed
         hub.listen(shared)
     chat = None
     if role.options.chat:
@@ -217,6 +222,11 @@ def build(settings: Settings, tcp_sock: socket.socket | None, store: Store | Non
             shared.on_lost.append(chat.lost)
         hub.listen(chat)
     return Runtime(settings, hub, role, console, auto, snippets, chat, shared)
+
+
+def shelves(room: RedisStore) -> tuple[RoomShelf, RoomShelf]:
+    """Where a shared room keeps its rules and snippets: every instance finds them there."""
+    return RoomShelf(room, "rules"), RoomShelf(room, "snippets")
 
 
 def ours(listener: Listener, store: Store) -> Listener:

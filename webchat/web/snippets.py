@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from webchat.room.snippets import Snippet, SnippetError, Snippets
+from webchat.store import StoreError
 from webchat.web.api import SEND_ANSWERS
 from webchat.web.errors import EDGE_ERRORS, http_error
 from webchat.web.runtime import runtime
@@ -45,39 +47,44 @@ def book(request: Request) -> Snippets:
     return snippets
 
 
-def known(request: Request, snippet_id: int) -> Snippet:
-    snippet = book(request).get(snippet_id)
+async def known(request: Request, snippet_id: int) -> Snippet:
+    snippets = book(request)
+    await snippets.fresh()
+    snippet = snippets.get(snippet_id)
     if snippet is None:
         raise HTTPException(404, f"no snippet {snippet_id}; GET /api/snippets lists them")
     return snippet
 
 
-def put(request: Request, fields: dict[str, Any], snippet_id: int | None) -> dict[str, Any]:
+async def put(request: Request, fields: dict[str, Any], snippet_id: int | None) -> dict[str, Any]:
     try:
-        return book(request).put(fields, snippet_id).public()
+        return (await book(request).put(fields, snippet_id)).public()
     except SnippetError as exc:
         raise HTTPException(422, str(exc)) from None
 
 
 @router.get("", summary="The saved messages")
 async def list_snippets(request: Request) -> dict[str, Any]:
-    return {"snippets": [s.public() for s in book(request).all()]}
+    snippets = book(request)
+    await snippets.fresh()
+    return {"snippets": [s.public() for s in snippets.all()]}
 
 
 @router.post("", status_code=201, summary="Save a message", responses=INVALID)
 async def create_snippet(request: Request, body: SnippetBody) -> dict[str, Any]:
-    return put(request, body.model_dump(), None)
+    await book(request).fresh()
+    return await put(request, body.model_dump(), None)
 
 
 @router.put("/{snippet_id}", summary="Replace a saved message", responses=BOTH)
 async def replace_snippet(request: Request, snippet_id: int, body: SnippetBody) -> dict[str, Any]:
-    known(request, snippet_id)
-    return put(request, body.model_dump(), snippet_id)
+    await known(request, snippet_id)
+    return await put(request, body.model_dump(), snippet_id)
 
 
 @router.patch("/{snippet_id}", summary="Change some fields of a saved message", responses=BOTH)
 async def change_snippet(request: Request, snippet_id: int, body: SnippetPatch) -> dict[str, Any]:
-    fields = known(request, snippet_id).public()
+    fields = (await known(request, snippet_id)).public()
     change = body.model_dump(exclude_unset=True)
     if "text" in change:
         fields["hex"] = None  # giving one kind replaces the other
@@ -86,14 +93,14 @@ async def change_snippet(request: Request, snippet_id: int, body: SnippetPatch) 
     fields.update(change)
     for computed in ("id", "sent"):
         fields.pop(computed)
-    return put(request, fields, snippet_id)
+    return await put(request, fields, snippet_id)
 
 
 @router.delete("/{snippet_id}", status_code=204, summary="Delete a saved message",
                responses=NOT_FOUND)  # fmt: skip
 async def delete_snippet(request: Request, snippet_id: int) -> Response:
-    known(request, snippet_id)
-    book(request).remove(snippet_id)
+    await known(request, snippet_id)
+    await book(request).remove(snippet_id)
     return Response(status_code=204)
 
 
@@ -107,12 +114,13 @@ async def send_snippet(
     request: Request, snippet_id: int, body: SendTo | None = None
 ) -> dict[str, Any]:
     rt = runtime(request.app)
-    snippet = known(request, snippet_id)
+    snippet = await known(request, snippet_id)
     to = body.to if body else None
     data = snippet.payload(to or "all")
     try:
         entry = await rt.role.send(data, to)
     except EDGE_ERRORS as exc:
         raise http_error(exc) from None
-    book(request).count(snippet)
+    with contextlib.suppress(StoreError):  # it went out: a counter left behind is no error
+        await book(request).count(snippet)
     return entry_dict(entry)
