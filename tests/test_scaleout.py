@@ -434,38 +434,77 @@ def test_a_chat_room_spans_instances_with_names_unique_in_the_room(
 
 
 def test_rules_and_snippets_are_the_rooms_on_every_instance(redis_server: RedisServer) -> None:
-    with instance(redis_server.url) as a, instance(redis_server.url) as b:
-        with api(a) as http_a, api(b) as http_b:
-            saved = http_a.post("/api/snippets", json={"name": "hi", "text": "hello {{counter}}"})
-            assert saved.status_code == 201 and saved.json()["id"] == 1
-            assert [s["name"] for s in http_b.get("/api/snippets").json()["snippets"]] == ["hi"]
-            peer = socket.create_connection(("127.0.0.1", a.tcp_port), timeout=5)
-            heard = peer.makefile("rb")
-            with peer, heard:
-                wait_until(lambda: len(http_b.get("/api/status").json()["peers"]) == 1)
-                timer = http_b.post("/api/rules", json={"every": 0.5, "reply": "tick"})
-                assert timer.status_code == 201 and timer.json()["id"] == 1
-                assert heard.readline() == b"tick\n"  # A heard of B's rule at its next beat
-                assert http_b.delete("/api/rules/1").status_code == 204
-                rule = http_b.post("/api/rules", json={"match": "^ping$", "reply": "pong"})
-                assert rule.status_code == 201 and rule.json()["id"] == 2
-                assert http_a.get("/api/rules").json()["rules"][0]["reply"] == "pong"
-                peer.sendall(b"ping\n")
-                while (said := heard.readline()) == b"tick\n":
-                    pass  # until A's next beat, its timer goes on
-                assert said == b"pong\n"
-                sent = http_b.post("/api/snippets/1/send", json={})
-                assert sent.status_code == 202
-                while (said := heard.readline()) == b"tick\n":
-                    pass
-                assert said == b"hello 1\n"  # and no second pong: A alone answered
-            assert http_a.get("/api/snippets").json()["snippets"][0]["sent"] == 1
-            assert http_a.delete("/api/rules/2").status_code == 204
-            assert http_b.get("/api/rules").json()["rules"] == []
-            assert http_b.patch("/api/snippets/1", json={"text": "bye"}).status_code == 200
-        stop(a.proc)
+    with (
+        instance(redis_server.url) as a,
+        instance(redis_server.url) as b,
+        api(a) as http_a,
+        api(b) as http_b,
+    ):
+        saved = http_a.post("/api/snippets", json={"name": "hi", "text": "hello {{counter}}"})
+        assert saved.status_code == 201 and saved.json()["id"] == 1
+        assert [s["name"] for s in http_b.get("/api/snippets").json()["snippets"]] == ["hi"]
+        peer = socket.create_connection(("127.0.0.1", a.tcp_port), timeout=5)
+        heard = peer.makefile("rb")
+        with peer, heard:
+            wait_until(lambda: len(http_b.get("/api/status").json()["peers"]) == 1)
+            timer = http_b.post("/api/rules", json={"every": 0.5, "reply": "tick"})
+            assert timer.status_code == 201 and timer.json()["id"] == 1
+            assert heard.readline() == b"tick\n"  # A heard of B's rule at its next beat
+            assert http_b.delete("/api/rules/1").status_code == 204
+            rule = http_b.post("/api/rules", json={"match": "^ping$", "reply": "pong"})
+            assert rule.status_code == 201 and rule.json()["id"] == 2
+            assert http_a.get("/api/rules").json()["rules"][0]["reply"] == "pong"
+            peer.sendall(b"ping\n")
+            while (said := heard.readline()) == b"tick\n":
+                pass  # until A's next beat, its timer goes on
+            assert said == b"pong\n"
+            sent = http_b.post("/api/snippets/1/send", json={})
+            assert sent.status_code == 202
+            while (said := heard.readline()) == b"tick\n":
+                pass
+            assert said == b"hello 1\n"  # and no second pong: A alone answered
+        assert http_a.get("/api/snippets").json()["snippets"][0]["sent"] == 1
+        assert http_a.delete("/api/rules/2").status_code == 204
+        assert http_b.get("/api/rules").json()["rules"] == []
+        assert http_b.patch("/api/snippets/1", json={"text": "bye"}).status_code == 200
     with instance(redis_server.url) as c, api(c) as http_c:  # kept in Redis, not in a process
         assert http_c.get("/api/snippets").json()["snippets"][0]["text"] == "bye"
         redis_server.stop()
         refused = http_c.post("/api/snippets", json={"name": "x", "text": "y"})
         assert refused.status_code == 503 and "cannot be reached" in refused.json()["detail"]
+
+
+def test_a_send_goes_out_as_sent_from_whichever_instance(redis_server: RedisServer) -> None:
+    """An explicit line ending and a file's bytes are kept with the entry, not left to the
+    holder's framing; `framing` is the holder's (A's LF here, not B's CRLF)."""
+    with (
+        instance(redis_server.url) as a,
+        instance(redis_server.url, "--framing", "crlf") as b,
+        api(b) as http_b,
+    ):
+        peer = socket.create_connection(("127.0.0.1", a.tcp_port), timeout=5)
+        with peer:
+            wait_until(lambda: len(http_b.get("/api/status").json()["peers"]) == 1)
+            for ending, wire in (("crlf", b"x\r\n"), ("none", b"x"), ("framing", b"x\n")):
+                sent = http_b.post("/api/messages", json={"text": "x", "line_ending": ending})
+                assert sent.status_code == 202
+                assert recv_exactly(peer, len(wire)) == wire
+            data = bytes(range(256)) * 40
+            octets = {"content-type": "application/octet-stream"}
+            filed = http_b.post("/api/messages/file", content=data, headers=octets)
+            assert filed.status_code == 202, filed.text
+            assert recv_exactly(peer, len(data)) == data
+            peer.sendall(b"done\n")  # and nothing more came before it
+            wait_until(lambda: any(e.get("text") == "done" for e in entries(b)))
+            peer.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                peer.recv(1)
+
+
+def recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, f"closed after {len(data)} of {size} bytes"
+        data += chunk
+    return data

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from webchat.types import EVENT_KINDS, Direction, EventKind
+from webchat.types import EVENT_KINDS, Direction, EventKind, LineEnding
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,9 @@ class Message:
     """`--chat`: who said it (a TCP peer's chat name, or the page user's)."""
     origin: str | None = None
     """A shared room (`--store redis://`): the instance that recorded it; None elsewhere."""
+    ending: LineEnding | None = None
+    """A send's line ending when it is not the framing's (`none` for a file's pieces):
+    kept, so every instance of a shared room writes the send as it went out."""
 
     def __post_init__(self) -> None:
         if self.direction not in ("in", "out"):
@@ -50,11 +53,17 @@ class Message:
 
     @classmethod
     def sent(
-        cls, peer: str | None, data: bytes, rule: int | None = None, name: str | None = None
+        cls,
+        peer: str | None,
+        data: bytes,
+        rule: int | None = None,
+        name: str | None = None,
+        ending: LineEnding = "framing",
     ) -> Message:
-        if rule is None and name is None:
+        if rule is None and name is None and ending == "framing":
             return cls("out", peer, data, decode(data))
-        return cls("out", peer, data, decode(data), rule=rule, name=name)
+        kept = None if ending == "framing" else ending
+        return cls("out", peer, data, decode(data), rule=rule, name=name, ending=kept)
 
 
 @dataclass(frozen=True, slots=True)

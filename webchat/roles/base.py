@@ -221,7 +221,8 @@ class RoleBase(abc.ABC):
             raise Unframeable(f"{self.options.framing} framing: {exc}") from None
         if self.options.telnet:
             wire = escape(wire)
-        return Message.sent(to, data, rule, name if self.options.chat else None), targets, wire
+        entry = Message.sent(to, data, rule, name if self.options.chat else None, ending)
+        return entry, targets, wire
 
     async def send(
         self,
@@ -294,20 +295,28 @@ class RoleBase(abc.ABC):
         for peer in targets:
             await peer.writable()
         here = [peer for peer in targets if self.peers.get(peer.name) is peer]
-        if not here:
+        if targets and not here:  # none but peers other instances hold: they write it
             raise NotConnected(
                 f"the peer left after {sent} bytes of the file; those are in the transcript"
             )
-        (entry,) = await self._hub.record([Message.sent(to, piece)], send=True)
+        (entry,) = await self._hub.record([Message.sent(to, piece, ending="none")], send=True)
         wire = escape(piece) if self.options.telnet else piece
         for peer in here:
             peer.write(wire)
         return entry.id
 
-    def broadcast(self, data: bytes, *, but: str | None = None, only: str | None = None) -> None:
+    def broadcast(
+        self,
+        data: bytes,
+        *,
+        but: str | None = None,
+        only: str | None = None,
+        ending: LineEnding = "framing",
+    ) -> None:
         """Framed bytes to every peer (but one, or only one), not recorded: what `--chat`
-        relays and announces. The transcript has the line it came from."""
-        wire = frame_send(self._encoder, data, "framing")
+        relays and announces, and what other instances sent. The transcript has the line
+        it came from."""
+        wire = frame_send(self._encoder, data, ending)
         if self.options.telnet:
             wire = escape(wire)
         for name, peer in list(self.peers.items()):

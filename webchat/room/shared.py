@@ -106,10 +106,11 @@ class SharedRoom:
     def _deliver(self, message: Message) -> None:
         """Another instance's send, to our peers; with `--relay`, another instance's line."""
         if message.direction == "out":
+            ending = message.ending or "framing"  # as it went out where it was sent
             if message.peer is None:
-                self._role.broadcast(message.data)
+                self._role.broadcast(message.data, ending=ending)
             elif message.peer in self._role.peers:
-                self._role.broadcast(message.data, only=message.peer)
+                self._role.broadcast(message.data, only=message.peer, ending=ending)
         elif self._relay:
             self._role.broadcast(message.data)
 

@@ -36,7 +36,8 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta VALUES ('epoch', lower(hex(randomblob(16))));
 """
 _META = "ALTER TABLE entries ADD COLUMN meta TEXT;  -- JSON: an event's tls, a message's rule, name"
-"""What some entries carry beside their body, as JSON, else NULL."""
+"""What some entries carry beside their body, as JSON, else NULL; a send's `ending`
+came later, with no migration: the column is JSON."""
 MIGRATIONS = {1: _SCHEMA_V1, 2: _EPOCH, 3: _META}
 """`user_version` N+1 is reached by running MIGRATIONS[N+1]; add a step, never edit one."""
 
@@ -68,8 +69,8 @@ _MESSAGE_KINDS = ("in", "out")
 def row(entry: Entry) -> tuple[Any, ...]:
     if isinstance(entry, Message):
         meta = None
-        if entry.rule is not None or entry.name is not None:
-            extra = {"rule": entry.rule, "name": entry.name}
+        if entry.rule is not None or entry.name is not None or entry.ending is not None:
+            extra = {"rule": entry.rule, "name": entry.name, "ending": entry.ending}
             meta = json.dumps({k: v for k, v in extra.items() if v is not None})
         return (entry.id, entry.ts, entry.direction, entry.peer, entry.data, meta)
     meta = None if entry.tls is None else json.dumps({"tls": entry.tls})
@@ -81,9 +82,8 @@ def entry(values: tuple[Any, ...]) -> Entry:
     extra = {} if meta is None else json.loads(meta)
     if kind in _MESSAGE_KINDS:
         data = bytes(body)
-        return Message(
-            kind, peer, data, decode(data), ts, entry_id, extra.get("rule"), extra.get("name")
-        )
+        rule, name, ending = extra.get("rule"), extra.get("name"), extra.get("ending")
+        return Message(kind, peer, data, decode(data), ts, entry_id, rule, name, ending=ending)
     return Event(kind, peer, body, ts, entry_id, extra.get("tls"))
 
 
