@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -13,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import peers
+import websockets
 from harness import (
     Counts,
     count_messages,
@@ -68,9 +71,17 @@ def on_redis(run: Callable[..., Awaitable[float]]) -> Callable[[Counts], Awaitab
     return ratio
 
 
-async def fanout(c: Counts, instances: int) -> float:
-    """1 TCP sender on the first instance; `c.scale_readers` batched readers spread evenly
-    over `instances` instances of one room: deliveries per second, summed."""
+LATENCY_RATE = 100
+"""Lines per second while latency is measured: 300 readers then take 30,000 frames/s,
+well under this client's ceiling, so the figure is the path's delay, not a queue's."""
+
+
+@contextlib.asynccontextmanager
+async def room(
+    c: Counts, instances: int
+) -> AsyncIterator[tuple[list[websockets.ClientConnection], asyncio.StreamWriter]]:
+    """`c.scale_readers` batched readers spread evenly over `instances` instances of one
+    room, and a TCP sender on the first instance."""
     async with redis_server() as url, contextlib.AsyncExitStack() as stack:
         servers = [
             await stack.enter_async_context(webchat("--store", url)) for _ in range(instances)
@@ -80,10 +91,46 @@ async def fanout(c: Counts, instances: int) -> float:
         ]
         _, writer = await open_tcp(servers[0])
         await wait_peers(servers[0], readers[0], 1)
+        try:
+            yield readers, writer
+        finally:
+            writer.close()
+            for ws in readers:
+                await ws.close()
+
+
+async def fanout(c: Counts, instances: int) -> float:
+    """Deliveries per second, summed over the readers, of lines sent as fast as they go."""
+    async with room(c, instances) as (readers, writer):
         tag = uuid.uuid4().hex[:8]
         counting = asyncio.gather(*(count_messages(ws, tag, c.scale_lines) for ws in readers))
         elapsed = await timed_write(writer, payload(tag, 64) * 100, c.scale_lines // 100, counting)
-        writer.close()
-        for ws in readers:
-            await ws.close()
         return c.scale_lines * c.scale_readers / elapsed
+
+
+async def fanout_latency(c: Counts, instances: int) -> tuple[float, float]:
+    """p50 and p99 ms from a line written to the first instance's TCP port until a reader
+    on any instance has its frame, at `LATENCY_RATE` lines/s; every reader's every line."""
+    lines = max(c.scale_lines // 40, 5)
+    async with room(c, instances) as (readers, writer):
+        tag = uuid.uuid4().hex[:8]
+        samples: list[float] = []
+
+        async def read(ws: websockets.ClientConnection) -> None:
+            got = 0
+            while got < lines:
+                frame = json.loads(await ws.recv())
+                now = time.perf_counter_ns()
+                for inner in frame["frames"] if frame["type"] == "batch" else (frame,):
+                    if inner["type"] == "message" and inner["text"].startswith(tag):
+                        got += 1
+                        samples.append((now - int(inner["text"].split()[1])) / 1e6)
+
+        reading = asyncio.gather(*(read(ws) for ws in readers))
+        for _ in range(lines):
+            writer.write(f"{tag} {time.perf_counter_ns()}\n".encode())
+            await writer.drain()
+            await asyncio.sleep(1 / LATENCY_RATE)
+        await reading
+        cuts = statistics.quantiles(samples, n=100)
+        return statistics.median(samples), cuts[98]

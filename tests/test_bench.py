@@ -27,6 +27,7 @@ def test_quick_benchmark_completes_every_row() -> None:
         "round trip :memory:",
         "redis÷sqlite",
         "fan-out, 3 instances",
+        "fan-out latency, 3",
     )
     for row in (
         *rows,
