@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
+import msgpack
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -40,15 +41,16 @@ from webchat.store.schema import row
 APPEND = """
 local done = redis.call('GET', KEYS[3])
 if done then return tonumber(done) end
-local n = (#ARGV - 3) / 5
+local entries = cmsgpack.unpack(ARGV[4])
+local n = #entries
 local last = redis.call('INCRBY', KEYS[2], n)
 local first = last - n + 1
-for i = 0, n - 1 do
-  local at = 4 + i * 5
-  local fields = {'t', ARGV[at], 'k', ARGV[at + 1], 'b', ARGV[at + 3], 'o', ARGV[3]}
-  if ARGV[at + 2] ~= '' then table.insert(fields, 'p'); table.insert(fields, ARGV[at + 2]) end
-  if ARGV[at + 4] ~= '' then table.insert(fields, 'm'); table.insert(fields, ARGV[at + 4]) end
-  redis.call('XADD', KEYS[1], (first + i) .. '-0', unpack(fields))
+for i = 1, n do
+  local e = entries[i]
+  local fields = {'t', e[1], 'k', e[2], 'b', e[4], 'o', ARGV[3]}
+  if e[3] ~= '' then table.insert(fields, 'p'); table.insert(fields, e[3]) end
+  if e[5] ~= '' then table.insert(fields, 'm'); table.insert(fields, e[5]) end
+  redis.call('XADD', KEYS[1], (first + i - 1) .. '-0', unpack(fields))
 end
 local keep = tonumber(ARGV[1])
 if last > keep then redis.call('XTRIM', KEYS[1], 'MINID', '~', (last - keep + 1) .. '-0') end
@@ -56,7 +58,10 @@ redis.call('SET', KEYS[3], first, 'EX', ARGV[2])
 return first
 """
 """KEYS: the stream, the id counter, this append's token. ARGV: max entries, the token's
-lifetime, the instance appending, then ts, kind, peer, body, meta per entry ('' for none).
+lifetime, the instance appending, and the entries as one MessagePack array of
+[ts, kind, peer, body, meta] ('' for none), bytes as the old raw type, which is
+all Redis's cmsgpack reads: one argument, not five per entry, since
+redis-py packs each argument in Python (9 ms for 1,000 entries, against 2 ms).
 Returns the first id."""
 TOKEN_SECONDS = 600
 """How long an append's token is remembered: longer than any retry of it."""
@@ -73,7 +78,11 @@ UNREACHABLE = (ConnectionError, TimeoutError, OSError)
 """Errors that say Redis is away (retried), not that it refused a command."""
 T = TypeVar("T")
 Items = list[tuple[bytes, dict[bytes, bytes]]]
-"""What XRANGE returns, and XREAD for each stream (replies are bytes: no decoding)."""
+"""What XRANGE returns (replies are bytes: no decoding)."""
+Stream = list[tuple[bytes, list[bytes]]]
+Tailed = dict[bytes, Stream] | list[tuple[bytes, Stream]]
+"""XREAD's reply as the parser gives it: a map under RESP3, pairs under RESP2 (redis-py's
+default before 6.0); each entry's fields a flat list."""
 
 
 def redacted(url: str) -> str:
@@ -114,6 +123,10 @@ def _entry(stream_id: bytes, fields: dict[bytes, bytes]) -> Entry:
     if origin := fields.get(b"o"):
         object.__setattr__(entry, "origin", origin.decode())
     return entry
+
+
+def as_parsed(response: Any, **kwargs: Any) -> Any:
+    return response
 
 
 def _client(url: str) -> aioredis.Redis:
@@ -159,6 +172,12 @@ class RedisStore:
             ) from None
         self._client = _client(url)
         self._tail_client = _client(url)
+        self._tail_client.set_response_callback("XREAD", as_parsed)
+        """XREAD's reply as hiredis parsed it, with no dict built per entry by redis-py."""
+        self._me = self.instance.encode()
+        self._mine: dict[int, Entry] = {}
+        """Entries this instance appended that its tail has not read yet: decoding them
+        again from the stream was a quarter of an instance's time under a flood."""
         self._append = self._client.register_script(APPEND)
         self._followers: list[Follower] = []
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
@@ -197,7 +216,7 @@ class RedisStore:
         while not self._closing:
             try:
                 found = cast(  # None when the block ended with nothing new
-                    list[tuple[bytes, Items]] | None,
+                    Tailed | None,
                     await self._tail_client.xread(
                         {self._log: f"{self._last}-0"}, count=TAIL_COUNT, block=TAIL_BLOCK_MS
                     ),
@@ -209,10 +228,23 @@ class RedisStore:
                 continue
             delay = RETRY_FIRST
             self._healed()
-            for _, items in found or ():
-                batch = [_entry(stream_id, fields) for stream_id, fields in items]
-                if batch:
-                    self._followed(batch)
+            streams = found.values() if isinstance(found, dict) else (s for _, s in found or ())
+            for items in streams:
+                if items:
+                    await self._after_own_reply(items[-1])
+                    self._followed([self._known(stream_id, flat) for stream_id, flat in items])
+
+    async def _after_own_reply(self, item: tuple[bytes, list[bytes]]) -> None:
+        """The tail often reads this instance's entries before their append has its reply:
+        a turn of the loop lets the append hand them on (`_mine`), undecoded."""
+        stream_id, flat = item
+        if flat[7] == self._me and int(stream_id[:-2]) not in self._mine:
+            await asyncio.sleep(0)
+
+    def _known(self, stream_id: bytes, flat: list[bytes]) -> Entry:
+        """This instance's own entry as it appended it, else the stream's, decoded."""
+        mine = self._mine.pop(int(stream_id[:-2]), None)
+        return mine or _entry(stream_id, dict(zip(flat[::2], flat[1::2], strict=True)))
 
     def _followed(self, batch: list[Entry]) -> None:
         self._last = batch[-1].id
@@ -247,15 +279,17 @@ class RedisStore:
         self._start_tail()
         if send and self.health.error is not None:
             raise StoreError(self.health.error)
-        args: list[Any] = [self._max, TOKEN_SECONDS, self.instance]
-        for entry in entries:
-            args += _fields(entry)
+        packed = msgpack.packb([_fields(entry) for entry in entries], use_bin_type=False)
+        args: list[Any] = [self._max, TOKEN_SECONDS, self.instance, packed]
         keys = [self._log, self._last_key, self._token_prefix + uuid.uuid4().hex]
         async with contextlib.nullcontext() if send else self._in_order:
             first = await self._write(keys, args, send)
-        for offset, entry in enumerate(entries):
-            stamp(entry, first + offset)
         last = first + len(entries) - 1
+        for entry_id, entry in enumerate(entries, first):
+            stamp(entry, entry_id)
+            object.__setattr__(entry, "origin", self.instance)
+            if entry_id > self._last:  # the tail has not read it yet: it hands on this one
+                self._mine[entry_id] = entry
         if last > self._last:
             done = asyncio.get_running_loop().create_future()
             heapq.heappush(self._waiting, (last, next(self._order), done))
