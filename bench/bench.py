@@ -304,6 +304,7 @@ WORKLOADS: list[Row] = [
             Row("ws→tcp redis÷sqlite", "ratio", scaleout.on_redis(ws_to_tcp)),
             Row("fan-out, 1 instance", "deliveries/s", lambda c: scaleout.fanout(c, 1)),
             Row("fan-out, 3 instances", "deliveries/s", lambda c: scaleout.fanout(c, 3)),
+            Row("fan-out, 3 machines", "projected ÷ 1", scaleout.fanout_projected),
             Row("fan-out latency, 1", "p50 / p99 ms", lambda c: scaleout.fanout_latency(c, 1)),
             Row("fan-out latency, 3", "p50 / p99 ms", lambda c: scaleout.fanout_latency(c, 3)),
         ]

@@ -85,6 +85,11 @@ class Server:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+)", status)[1])  # type: ignore[index]
 
+    def cpu_seconds(self) -> float:
+        """User and system time the server has used so far (/proc/PID/stat)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 STACK = "--stack"
 """A flag for `webchat()` that starts bench/stack.py, the bare stack, instead."""

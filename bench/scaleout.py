@@ -18,7 +18,7 @@ import peers
 import websockets
 from harness import (
     Counts,
-    count_messages,
+    Server,
     open_tcp,
     payload,
     subscriber,
@@ -79,7 +79,7 @@ well under this client's ceiling, so the figure is the path's delay, not a queue
 @contextlib.asynccontextmanager
 async def room(
     c: Counts, instances: int
-) -> AsyncIterator[tuple[list[websockets.ClientConnection], asyncio.StreamWriter]]:
+) -> AsyncIterator[tuple[list[Server], list[websockets.ClientConnection], asyncio.StreamWriter]]:
     """`c.scale_readers` batched readers spread evenly over `instances` instances of one
     room, and a TCP sender on the first instance."""
     async with redis_server() as url, contextlib.AsyncExitStack() as stack:
@@ -92,27 +92,56 @@ async def room(
         _, writer = await open_tcp(servers[0])
         await wait_peers(servers[0], readers[0], 1)
         try:
-            yield readers, writer
+            yield servers, readers, writer
         finally:
             writer.close()
             for ws in readers:
                 await ws.close()
 
 
-async def fanout(c: Counts, instances: int) -> float:
-    """Deliveries per second, summed over the readers, of lines sent as fast as they go."""
-    async with room(c, instances) as (readers, writer):
+async def count_tagged(ws: websockets.ClientConnection, tag: str, expected: int) -> None:
+    """Counts the tag in each frame as it came, unparsed: parsing 300 readers' JSON took this
+    client a whole core while one instance used a quarter of one, so the row measured the
+    client. Now both take about as much CPU."""
+    got = 0
+    while got < expected:
+        frame = await ws.recv()
+        got += frame.count(tag) if isinstance(frame, str) else 0
+
+
+async def fanout_run(c: Counts, instances: int) -> tuple[float, float]:
+    """Deliveries per second, summed over the readers, of lines sent as fast as they go;
+    and the CPU seconds all the instances took per delivery."""
+    async with room(c, instances) as (servers, readers, writer):
         tag = uuid.uuid4().hex[:8]
-        counting = asyncio.gather(*(count_messages(ws, tag, c.scale_lines) for ws in readers))
+        before = sum(server.cpu_seconds() for server in servers)
+        counting = asyncio.gather(*(count_tagged(ws, tag, c.scale_lines) for ws in readers))
         elapsed = await timed_write(writer, payload(tag, 64) * 100, c.scale_lines // 100, counting)
-        return c.scale_lines * c.scale_readers / elapsed
+        deliveries = c.scale_lines * c.scale_readers
+        used = sum(server.cpu_seconds() for server in servers) - before
+        return deliveries / elapsed, used / deliveries
+
+
+async def fanout(c: Counts, instances: int) -> float:
+    return (await fanout_run(c, instances))[0]
+
+
+async def fanout_projected(c: Counts) -> float:
+    """What 3 instances on 3 machines would deliver over 1 instance on one, each CPU-bound
+    on its own core: 3 x (CPU per delivery on 1 instance / CPU per delivery on 3). Both
+    costs are measured here, in one run; what they leave out is the network."""
+    _, one = await fanout_run(c, 1)
+    _, three = await fanout_run(c, 3)
+    if not one or not three:
+        return 0.0  # a run shorter than a clock tick (--quick) measures no CPU: no figure
+    return 3 * one / three
 
 
 async def fanout_latency(c: Counts, instances: int) -> tuple[float, float]:
     """p50 and p99 ms from a line written to the first instance's TCP port until a reader
     on any instance has its frame, at `LATENCY_RATE` lines/s; every reader's every line."""
     lines = max(c.scale_lines // 40, 5)
-    async with room(c, instances) as (readers, writer):
+    async with room(c, instances) as (_, readers, writer):
         tag = uuid.uuid4().hex[:8]
         samples: list[float] = []
 

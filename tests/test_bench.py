@@ -28,6 +28,7 @@ def test_quick_benchmark_completes_every_row() -> None:
         "redis÷sqlite",
         "fan-out, 3 instances",
         "fan-out latency, 3",
+        "fan-out, 3 machines",
     )
     for row in (
         *rows,
