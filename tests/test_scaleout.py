@@ -155,6 +155,9 @@ async def test_max_history_trims_the_stream(redis_server: RedisServer) -> None:
             assert n * 50 < store.last_id
         with redis.Redis(port=redis_server.port) as client:
             assert 10 <= client.xlen("webchat:default:log") < 1500
+            client.delete("webchat:default:last")  # evicted, or deleted by hand
+        (again,) = await store.append(line("after the counter was lost"))
+        assert again.id == 30 * 50 + 1  # taken up from the stream: no clash, no gap
     finally:
         await store.close()
 
@@ -222,6 +225,28 @@ def test_redis_down_refuses_sends_keeps_peers_and_recovers(
             assert http.post("/api/messages", json={"text": "back"}).status_code == 202
         listed = entries(running)
         assert [e["id"] for e in listed] == list(range(1, len(listed) + 1))
+
+
+def test_redis_out_of_memory_is_waited_out_as_an_outage(redis_server: RedisServer) -> None:
+    """Redis refusing writes (`maxmemory` reached) keeps the lines waiting, not dropped."""
+    with (
+        instance(redis_server.url) as running,
+        api(running) as http,
+        redis.Redis(port=redis_server.port) as admin,
+        socket.create_connection(("127.0.0.1", running.tcp_port)) as peer,
+    ):
+        wait_until(lambda: http.get("/api/status").json()["peers"])
+        admin.config_set("maxmemory", 1)
+        peer.sendall(b"said while redis was full\n")
+        wait_until(lambda: http.get("/api/status").json()["store"]["ok"] is False)
+        answer = http.post("/api/messages", json={"text": "while full"})
+        assert answer.status_code == 503 and "maxmemory" in answer.json()["detail"]
+        time.sleep(1.5)  # the tail reads on meanwhile: a read must not end the refusal
+        assert http.get("/api/status").json()["store"]["ok"] is False
+        admin.config_set("maxmemory", 0)
+        wait_until(lambda: "said while redis was full" in [e.get("text") for e in entries(running)])
+        assert http.get("/api/status").json()["store"]["ok"] is True
+        assert len(http.get("/api/status").json()["peers"]) == 1  # still connected
 
 
 def test_a_store_url_is_checked_and_sqlite_urls_are_files(tmp_path: Path) -> None:

@@ -31,7 +31,15 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, RedisError, TimeoutError
+from redis.exceptions import (
+    ConnectionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+    TryAgainError,
+)
 
 from webchat.model import Entry, stamp
 from webchat.store import Follower, Health, Match, StoreError, payload_size
@@ -43,6 +51,14 @@ local done = redis.call('GET', KEYS[3])
 if done then return tonumber(done) end
 local entries = cmsgpack.unpack(ARGV[4])
 local n = #entries
+if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('EXISTS', KEYS[1]) == 1 then
+  local info = redis.call('XINFO', 'STREAM', KEYS[1])
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then
+      redis.call('SET', KEYS[2], string.match(info[i + 1], '^(%d+)'))
+    end
+  end
+end
 local last = redis.call('INCRBY', KEYS[2], n)
 local first = last - n + 1
 for i = 1, n do
@@ -59,10 +75,14 @@ return first
 """
 """KEYS: the stream, the id counter, this append's token. ARGV: max entries, the token's
 lifetime, the instance appending, and the entries as one MessagePack array of
-[ts, kind, peer, body, meta] ('' for none), bytes as the old raw type, which is
-all Redis's cmsgpack reads: one argument, not five per entry, since
-redis-py packs each argument in Python (9 ms for 1,000 entries, against 2 ms).
-Returns the first id."""
+[ts, kind, peer, body, meta] ('' for none), bytes as the old raw type, which is all
+Redis's cmsgpack reads: one argument, not five per entry, since redis-py packs each
+argument in Python (9 ms for 1,000 entries, against 2 ms). Returns the first id.
+
+A counter that is gone while the stream is not (deleted by hand, or evicted under a
+`maxmemory-policy` other than `noeviction`) is taken up again from the stream's last id,
+so no `XADD` can fail half way: Redis does not roll a script back, and a failing one would
+leave a gap. Out of memory, the first write (`INCRBY`) is refused, before any change."""
 TOKEN_SECONDS = 600
 """How long an append's token is remembered: longer than any retry of it."""
 TIMEOUT = 5.0
@@ -76,6 +96,11 @@ RETRY_MOST = 1.0
 """Seconds between attempts while Redis cannot be reached: a restart is noticed within one."""
 UNREACHABLE = (ConnectionError, TimeoutError, OSError)
 """Errors that say Redis is away (retried), not that it refused a command."""
+WAIT_OUT = (OutOfMemoryError, ReadOnlyError, TryAgainError)
+WAIT_OUT_CODES = ("MASTERDOWN ", "BUSY ")
+"""Refusals that last only a while (out of memory, a replica during a failover, a script
+running long): waited out as an outage is, never a lost line. redis-py makes some of them
+classes of their own; the others are told by their code."""
 T = TypeVar("T")
 Items = list[tuple[bytes, dict[bytes, bytes]]]
 """What XRANGE returns (replies are bytes: no decoding)."""
@@ -123,6 +148,12 @@ def _entry(stream_id: bytes, fields: dict[bytes, bytes]) -> Entry:
     if origin := fields.get(b"o"):
         object.__setattr__(entry, "origin", origin.decode())
     return entry
+
+
+def waitable(exc: BaseException) -> bool:
+    return isinstance(exc, (*UNREACHABLE, *WAIT_OUT)) or (
+        isinstance(exc, ResponseError) and str(exc).startswith(WAIT_OUT_CODES)
+    )
 
 
 def as_parsed(response: Any, **kwargs: Any) -> Any:
@@ -186,6 +217,8 @@ class RedisStore:
         self._closing = False
         self._in_order = asyncio.Lock()
         self.health = Health()
+        self._refusing = False
+        """The failure is Redis refusing writes, not Redis away: reads do not end it."""
 
     @property
     def url(self) -> str:
@@ -258,12 +291,14 @@ class RedisStore:
     def _failed(self, exc: BaseException) -> None:
         if self.health.error is None:
             away = isinstance(exc, UNREACHABLE)
+            self._refusing = not away
             why = f"store {redacted(self._url)} {'cannot be reached' if away else 'failed'}: {exc}"
             self.health = Health(why, time.time())
             sys.stderr.write(f"webchat: error: {why}; sends are refused and TCP peers wait\n")
 
-    def _healed(self) -> None:
-        if self.health.error is not None:
+    def _healed(self, *, wrote: bool = False) -> None:
+        """A read heals an outage; only a write heals a refusal to write (`WAIT_OUT`)."""
+        if self.health.error is not None and (wrote or not self._refusing):
             lasted = time.time() - (self.health.since or time.time())
             self.health = Health()
             sys.stderr.write(
@@ -299,24 +334,26 @@ class RedisStore:
     async def _write(self, keys: list[str], args: list[Any], send: bool) -> int:
         """Run the script until Redis takes it; the first id. Appends other than sends
         wait their turn (`_in_order`), so entries kept across an outage keep their order."""
-        return int(await self.kept(lambda: self._append(keys=keys, args=args), refuse=send))
+        first = int(await self.kept(lambda: self._append(keys=keys, args=args), refuse=send))
+        self._healed(wrote=True)
+        return first
 
     async def kept(self, attempt: Callable[[], Awaitable[T]], *, refuse: bool = False) -> T:
         """`attempt` (a command on the room's keys), again until Redis is reachable: its
         caller waits out an outage. With `refuse` (a send) or at shutdown it fails at once.
-        Raises `StoreError`; a command Redis refuses is not retried, since it would not help."""
+        Raises `StoreError`; a command Redis refuses for good is not retried."""
         delay = RETRY_FIRST
         while True:
             try:
                 return await attempt()
-            except UNREACHABLE as exc:
+            except (RedisError, OSError) as exc:
+                if not waitable(exc):
+                    raise StoreError(f"store {redacted(self._url)} failed: {exc}") from None
                 self._failed(exc)
                 if refuse or self._closing:
                     raise StoreError(self.health.error or str(exc)) from None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MOST)
-            except RedisError as exc:
-                raise StoreError(f"store {redacted(self._url)} failed: {exc}") from None
 
     async def read(
         self,
