@@ -7,6 +7,7 @@ stops it by PID; nothing here uses a Redis double.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
@@ -367,39 +368,46 @@ def test_a_stopped_client_instance_gives_the_room_up_at_once(redis_server: Redis
             assert "TCP client to" in second.start_line
 
 
-def test_a_viewer_instance_shows_the_room_and_sends_through_it(
-    redis_server: RedisServer,
-) -> None:
-    viewer = subprocess.Popen(
-        [sys.executable, "-m", "webchat", "view", "--http-port", "0", "--store", redis_server.url],
+@contextlib.contextmanager
+def viewer(url: str, *flags: str) -> Iterator[tuple[str, httpx.Client]]:
+    """`webchat view` on a free port: its start line and a client of its API."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webchat", "view", "--http-port", "0", "--store", url, *flags],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert viewer.stdout is not None
-        start = viewer.stdout.readline()
-        assert "viewer of room default" in start
+        assert proc.stdout is not None
+        start = proc.stdout.readline()
         port = int(start.split("page at http://127.0.0.1:")[1].split("/")[0])
-        with (
-            instance(redis_server.url) as server,
-            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http,
-            socket.create_connection(("127.0.0.1", server.tcp_port), timeout=5) as peer,
-        ):
-            wait_until(lambda: http.get("/api/status").json()["peers"])
-            assert http.get("/api/status").json()["role"] == "view"
-            assert http.post("/api/messages", json={"text": "from a viewer"}).status_code == 202
-            assert peer.recv(100) == b"from a viewer\n"
-            peer.sendall(b"seen by the viewer\n")
-            wait_until(
-                lambda: (
-                    "seen by the viewer"
-                    in [m.get("text") for m in http.get("/api/messages").json()["messages"]]
-                )
-            )
-            assert "<h1>Room</h1>" in http.get("/").text
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            yield start, http
     finally:
-        stop(viewer)  # type: ignore[arg-type]
+        stop(proc)  # type: ignore[arg-type]
+
+
+def test_a_viewer_instance_shows_the_room_and_sends_through_it(
+    redis_server: RedisServer,
+) -> None:
+    with (
+        viewer(redis_server.url) as (start, http),
+        instance(redis_server.url) as server,
+        socket.create_connection(("127.0.0.1", server.tcp_port), timeout=5) as peer,
+    ):
+        assert "viewer of room default" in start
+        wait_until(lambda: http.get("/api/status").json()["peers"])
+        assert http.get("/api/status").json()["role"] == "view"
+        assert http.post("/api/messages", json={"text": "from a viewer"}).status_code == 202
+        assert peer.recv(100) == b"from a viewer\n"
+        peer.sendall(b"seen by the viewer\n")
+        wait_until(
+            lambda: (
+                "seen by the viewer"
+                in [m.get("text") for m in http.get("/api/messages").json()["messages"]]
+            )
+        )
+        assert "<h1>Room</h1>" in http.get("/").text
 
 
 def test_a_viewer_needs_a_shared_store() -> None:
@@ -434,8 +442,9 @@ def test_a_chat_room_spans_instances_with_names_unique_in_the_room(
     with (
         instance(redis_server.url, "--chat") as a,
         instance(redis_server.url, "--chat") as b,
-        api(b) as http_b,
+        viewer(redis_server.url, "--chat") as (start, page),
     ):
+        assert "viewer of chat room default" in start
         one = socket.create_connection(("127.0.0.1", a.tcp_port), timeout=10)
         said_one = one.makefile("rb")
         assert said_one.readline() == b"* welcome, you are user1; /nick NAME changes it\n"
@@ -453,8 +462,8 @@ def test_a_chat_room_spans_instances_with_names_unique_in_the_room(
             assert said_one.readline() == b"<user2> hello \\x1b[2J from B\n"
             one.sendall(b"hi from A\n")
             assert said_two.readline() == b"<ann> hi from A\n"
-            page = http_b.post("/api/messages", json={"text": "from the page", "name": "bo"})
-            assert page.status_code == 202
+            said = page.post("/api/messages", json={"text": "from the page", "name": "bo"})
+            assert said.status_code == 202  # a viewer's page speaks in the room by name
             assert said_one.readline() == b"<bo> from the page\n"
             assert said_two.readline() == b"<bo> from the page\n"
             a.proc.kill()  # kill -9: its peer's name is given back, and the room is told

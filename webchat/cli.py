@@ -161,6 +161,7 @@ def client(**params: Any) -> None:
 @apply(http_options)
 @option("store", metavar="URL")
 @option("room", metavar="NAME")
+@option("chat")
 @option("quiet")
 def view(**params: Any) -> None:
     """The page and API of a room that other instances share (--store redis://), with no
@@ -267,7 +268,7 @@ def describe_start(
     if settings.token is not None:
         page += f"?token={settings.token}" if shown else " (token required)"
     if settings.role == "view":
-        what = f"viewer of room {settings.room}"
+        what = f"viewer of {'chat ' if settings.chat else ''}room {settings.room}"
         return f"webchat: page at {page} - {what}, transcript in {store.where}{view}"
     if tcp is not None:
         relay = " (chat room)" if settings.chat else " (relay on)" if settings.relay else ""

@@ -44,7 +44,8 @@ class Settings(BaseSettings):
     chat: bool = Field(
         False,
         description="server: a chat room, as ncat --chat: each line goes to the others as "
-        "<name> text; peers are user<N> until /nick NAME; joins, leaves and renames announced",
+        "<name> text; peers are user<N> until /nick NAME; joins, leaves and renames announced "
+        "(view: the room is one: a page's sends go out as <name> text)",
     )
     framing: FramingName = Field(
         "line",
@@ -307,7 +308,7 @@ class Settings(BaseSettings):
             idle_timeout=self.idle_timeout,
             flush_after=delay or None,
             telnet=self.telnet,
-            chat=self.chat and self.role == "server",
+            chat=self.chat and self.role in ("server", "view"),
             half_close_linger=(
                 None if self.no_half_close or self.role == "client" else self.half_close_linger
             ),

@@ -183,11 +183,11 @@ class ChatRoom:
             pending, self._pending = self._pending or [], None
             self(pending)
 
-    async def lost(self, instance: str) -> None:
-        """A dead instance's peers left (this instance recorded it): their names are
-        free, and the room is told, here and, through the transcript, everywhere."""
-        for name in await self._claims.forget(instance):
-            self._announce(None, f"{name} left")
+    def lost(self, names: list[str]) -> None:
+        """A dead instance's peers left: told to the peers here (the `chat` events that
+        record it tell every other instance)."""
+        for name in names:
+            self._role.broadcast(printable(f"* {name} left").encode())
 
     def _write(self, peer: str, line: str) -> None:
         self._role.broadcast(printable(line).encode(), only=peer)

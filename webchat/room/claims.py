@@ -68,9 +68,6 @@ class Claims(Protocol):
 
     async def release(self, peer: str, name: str) -> None: ...
 
-    async def forget(self, instance: str) -> list[str]:
-        """Every name a lost instance's peers held, given back."""
-
 
 class LocalClaims:
     """One instance: its own peers are the whole room."""
@@ -85,9 +82,6 @@ class LocalClaims:
 
     async def release(self, peer: str, name: str) -> None:
         """Nothing to give back: `Names` forgot the peer already."""
-
-    async def forget(self, instance: str) -> list[str]:
-        return []
 
 
 class RoomClaims:
@@ -113,6 +107,7 @@ class RoomClaims:
         await self._store.kept(lambda: self._release(keys=self._keys[:1], args=args))
 
     async def forget(self, instance: str) -> list[str]:
+        """Every name a lost instance's peers held, given back."""
         args = [instance + " "]
         gone = await self._store.kept(lambda: self._forget(keys=self._keys[:1], args=args))
         return [name.decode() for name in cast(list[bytes], gone)]

@@ -8,7 +8,8 @@ elsewhere is written here to the peers held here (to all of them, or to the one 
 with `--relay`, so is a line read elsewhere. Each instance beats in the
 `webchat:ROOM:instances` hash every `BEAT` seconds; one whose beat is `LOST_AFTER`
 seconds old is gone, and the instance that removes it from the hash (exactly one does:
-`HDEL` answers 1 once) records `disconnected` ("instance lost") for each of its peers.
+`HDEL` answers 1 once) records `disconnected` ("instance lost") for each of its peers, and
+a `chat` event ("ann left") for each chat name they held.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from redis.exceptions import RedisError
 
 from webchat.model import Entry, Event, Message
 from webchat.roles.base import RoleBase
+from webchat.room.claims import RoomClaims
 from webchat.store import StoreError
 from webchat.store.lease import Lease
 from webchat.store.redis import RedisStore
@@ -51,9 +53,12 @@ class SharedRoom:
         fair), so a quick connect and disconnect never leaves a departed peer listed."""
         self.on_beat: list[Callable[[], Awaitable[None]]] = []
         """Awaited at every beat: the rules and snippets reload what other instances changed."""
-        self.on_lost: list[Callable[[str], Awaitable[None]]] = []
-        """Awaited with an instance this one found dead, after its peers' departures are
-        recorded: the chat room frees their names."""
+        self.claims = RoomClaims(store)
+        """The room's chat names: a dead instance's are freed and told by whoever records
+        its peers' departures, whatever its own flags."""
+        self.on_lost: list[Callable[[list[str]], None]] = []
+        """Told the chat names a dead instance's peers held: the chat room tells its peers
+        (the other instances hear of it from the `chat` events recorded then)."""
         self._beating: asyncio.Task[None] | None = None
         self.lease: Lease | None = None
         """The client role's hold on the room, renewed with the beat."""
@@ -132,7 +137,7 @@ class SharedRoom:
         client = self.store.client
         joined = False
         while True:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(RedisError, OSError, StoreError):
                 if not joined:
                     await self._join()
                     joined = True
@@ -155,5 +160,8 @@ class SharedRoom:
         if names:
             await client.hdel(self._peers, *names)
             await self._role.record([Event("disconnected", name, INSTANCE_LOST) for name in names])
-        for hook in self.on_lost:
-            await hook(gone)
+        left = await self.claims.forget(gone)  # a chat room's names (none elsewhere)
+        if left:
+            for hook in self.on_lost:
+                hook(left)
+            await self._role.record([Event("chat", None, f"{name} left") for name in left])

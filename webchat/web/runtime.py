@@ -25,7 +25,6 @@ from webchat.roles.server import TcpServer
 from webchat.roles.viewer import Viewer
 from webchat.room.autoreply import AutoReply
 from webchat.room.chat import ChatRoom
-from webchat.room.claims import RoomClaims
 from webchat.room.shared import SharedRoom
 from webchat.room.snippets import Snippets
 from webchat.settings import Settings
@@ -218,7 +217,7 @@ def build(settings: Settings, tcp_sock: socket.socket | None, store: Store | Non
         if shared is None:
             chat = ChatRoom(role)
         else:  # names are the room's, and other instances' lines are told here
-            chat = ChatRoom(role, RoomClaims(shared.store), shared.me)
+            chat = ChatRoom(role, shared.claims, shared.me)
             shared.on_lost.append(chat.lost)
         hub.listen(chat)
     return Runtime(settings, hub, role, console, auto, snippets, chat, shared)
