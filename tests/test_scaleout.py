@@ -313,6 +313,22 @@ def test_sends_relays_and_the_roster_cross_instances(redis_server: RedisServer) 
             assert [e["peer"] for e in lost] == [name_a]
 
 
+def test_quick_comings_and_goings_leave_no_peer_in_the_rooms_hash(
+    redis_server: RedisServer,
+) -> None:
+    """Every peer that leaves is taken out of the room's hash, however quickly it came and
+    went (a late HSET would list it for ever: the writes keep their entries' order)."""
+    with instance(redis_server.url) as running, redis.Redis(port=redis_server.port) as admin:
+        for _ in range(40):
+            socket.create_connection(("127.0.0.1", running.tcp_port), timeout=5).close()
+        wait_until(
+            lambda: len([e for e in entries(running) if e.get("kind") == "disconnected"]) == 40
+        )
+        wait_until(lambda: admin.hlen("webchat:default:peers") == 0)
+        time.sleep(0.5)  # a write that came late would show now
+        assert admin.hlen("webchat:default:peers") == 0
+
+
 def peer_name(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"{host}:{port}"
