@@ -75,10 +75,13 @@ export class Roster {
     const growing = p.pending > 0 && p.pending > (this.pending.get(p.peer) ?? Infinity);
     const figures = document.createElement("span");
     figures.className = "figures";
-    figures.textContent =
+    // A shared room (--store redis://): each peer has its instance; one held elsewhere has
+    // nothing more, since its counters are known only there.
+    const where = p.instance ? ` · on ${p.instance}` : "";
+    figures.textContent = p.connected_at === undefined ? `on ${p.instance}` :
       `since ${time(p.connected_at)} · in ${bytes(p.bytes_in)} · out ${bytes(p.bytes_out)} · ` +
       `last ${time(p.last_activity)}` + (p.pending ? ` · pending ${bytes(p.pending)}` : "") +
-      (p.half_closed ? " · finished sending" : "");
+      (p.half_closed ? " · finished sending" : "") + where;
     if (growing) {
       li.classList.add("growing");
       figures.textContent += " ⚠ not reading";

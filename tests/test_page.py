@@ -723,16 +723,23 @@ def test_clearing_the_transcript_empties_the_open_page(page: Page, server: Runni
 
 
 def test_the_badge_says_when_the_transcript_store_is_away(browser: Browser, tmp_path: Path) -> None:
+    """In a shared room too: the roster lists the peer another instance holds, by instance."""
     redis_server = RedisServer(tmp_path)
+    flags = ("--tcp-port", "0", "--http-port", "0", "--quiet", "--store", redis_server.url)
     try:
-        with Running(
-            "server", "--tcp-port", "0", "--http-port", "0", "--quiet", "--store", redis_server.url
-        ) as running:
+        with (
+            Running("server", *flags) as running,
+            Running("server", *flags) as other,
+            dial(f"127.0.0.1:{other.tcp_port}") as sock,
+        ):
             context = browser.new_context()
             page = context.new_page()
             page.goto(f"http://127.0.0.1:{running.http_port}/")
             badge = page.locator("#status")
             expect(badge).to_contain_text("WebSocket open")
+            held = page.locator("#peers li", has_text=f"127.0.0.1:{sock.getsockname()[1]}")
+            expect(held).to_contain_text(re.compile(r"on \S+-\d+-[0-9a-f]{4}"))
+            expect(held).not_to_contain_text("undefined")
             redis_server.stop()
             expect(badge).to_contain_text("transcript store unavailable", timeout=10_000)
             expect(badge).to_contain_text("cannot be reached")
