@@ -472,6 +472,12 @@ def test_a_chat_room_spans_instances_with_names_unique_in_the_room(
             one.sendall(b"/nick ann\n")
             assert said_one.readline() == b"* you are now ann\n"
             assert said_two.readline() == b"* user1 is now ann\n"
+            wait_until(  # the viewer holds no peer: it lists them, named, from the room
+                lambda: (
+                    {p.get("name") for p in page.get("/api/status").json()["peers"]}
+                    == {"ann", "user2"}
+                )
+            )
             two.sendall(b"/nick ANN\n")
             assert said_two.readline() == b"* ANN is taken; choose another name\n"
             two.sendall(b"hello \x1b[2J from B\n")

@@ -106,6 +106,11 @@ class RoomClaims:
         args = [name.lower(), self._owner(peer)]
         await self._store.kept(lambda: self._release(keys=self._keys[:1], args=args))
 
+    async def held(self) -> dict[str, str]:
+        """Every peer of the room that has a name, with its name."""
+        found = await self._store.kept(lambda: self._store.client.hvals(self._keys[0]))
+        return dict(cast(bytes, value).decode().split(" ")[1:3] for value in found)
+
     async def forget(self, instance: str) -> list[str]:
         """Every name a lost instance's peers held, given back."""
         args = [instance + " "]

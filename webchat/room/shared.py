@@ -54,6 +54,9 @@ class SharedRoom:
         self.on_beat: list[Callable[[], Awaitable[None]]] = []
         """Awaited at every beat: the rules and snippets reload what other instances changed."""
         self.claims = RoomClaims(store)
+        self.names: dict[str, str] = {}
+        """The chat names of the room's peers, as the last beat read them: the roster
+        shows the names of peers other instances hold."""
         """The room's chat names: a dead instance's are freed and told by whoever records
         its peers' departures, whatever its own flags."""
         self.on_lost: list[Callable[[list[str]], None]] = []
@@ -145,6 +148,10 @@ class SharedRoom:
                 await client.hset(self._instances, self.me, str(now))
                 if self.lease is not None:
                     await self.lease.renew()
+                names = await self.claims.held()
+                if names != self.names:
+                    self.names = names
+                    self._role.changed.set()
                 for hook in self.on_beat:
                     with contextlib.suppress(StoreError):
                         await hook()

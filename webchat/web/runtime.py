@@ -128,7 +128,15 @@ class Runtime:
         return shown
 
     def _elsewhere(self) -> list[dict[str, object]]:
-        return [{"peer": name, "instance": held} for name, held in self.role.remote.items()]
+        """The peers other instances hold: where, and (`--chat`) their names within 2 s."""
+        names = self.shared.names if self.shared is not None else {}
+        listed: list[dict[str, object]] = []
+        for peer, held in self.role.remote.items():
+            shown: dict[str, object] = {"peer": peer, "instance": held}
+            if peer in names:
+                shown["name"] = names[peer]
+            listed.append(shown)
+        return listed
 
     def hello(self) -> dict[str, object]:
         """The first `/ws` frame: who we are and where the transcript stands."""
