@@ -26,7 +26,8 @@ from tests.conftest import Running, free_port, port_open, wait_until
 from tests.test_services import api, entries, need, stop
 from webchat.model import Entry, Event, Message
 from webchat.store import Match
-from webchat.store.redis import RedisStore, redacted
+from webchat.store.redis import RedisStore
+from webchat.store.redis_link import redacted
 
 
 class RedisServer:

@@ -99,20 +99,20 @@ class RoomClaims:
 
     async def claim(self, peer: str, name: str | None) -> str | None:
         args = [name or "", self._owner(peer), self._store.instance, str(time.time())]
-        got = await self._store.kept(lambda: self._claim(keys=self._keys, args=args))
+        got = await self._store.link.kept(lambda: self._claim(keys=self._keys, args=args))
         return None if got is None else cast(bytes, got).decode()
 
     async def release(self, peer: str, name: str) -> None:
         args = [name.lower(), self._owner(peer)]
-        await self._store.kept(lambda: self._release(keys=self._keys[:1], args=args))
+        await self._store.link.kept(lambda: self._release(keys=self._keys[:1], args=args))
 
     async def held(self) -> dict[str, str]:
         """Every peer of the room that has a name, with its name."""
-        found = await self._store.kept(lambda: self._store.client.hvals(self._keys[0]))
+        found = await self._store.link.kept(lambda: self._store.client.hvals(self._keys[0]))
         return dict(cast(bytes, value).decode().split(" ")[1:3] for value in found)
 
     async def forget(self, instance: str) -> list[str]:
         """Every name a lost instance's peers held, given back."""
         args = [instance + " "]
-        gone = await self._store.kept(lambda: self._forget(keys=self._keys[:1], args=args))
+        gone = await self._store.link.kept(lambda: self._forget(keys=self._keys[:1], args=args))
         return [name.decode() for name in cast(list[bytes], gone)]

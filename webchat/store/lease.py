@@ -11,7 +11,8 @@ import redis
 from redis.exceptions import RedisError
 
 from webchat.store import StoreError
-from webchat.store.redis import TIMEOUT, RedisStore, redacted
+from webchat.store.redis import RedisStore
+from webchat.store.redis_link import TIMEOUT, redacted
 
 LEASE_MS = 10_000
 """How long a hold (the client role's connection) outlives its holder's last renewal."""

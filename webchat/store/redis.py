@@ -19,30 +19,26 @@ import heapq
 import itertools
 import os
 import socket
-import sys
-import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import Sequence
+from typing import Any, cast
 
 import msgpack
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import (
-    ConnectionError,
-    OutOfMemoryError,
-    ReadOnlyError,
-    RedisError,
-    ResponseError,
-    TimeoutError,
-    TryAgainError,
-)
+from redis.exceptions import RedisError
 
 from webchat.model import Entry, stamp
 from webchat.store import Follower, Health, Match, StoreError, payload_size
+from webchat.store.redis_link import (
+    RETRY_FIRST,
+    RETRY_MOST,
+    TIMEOUT,
+    Link,
+    as_parsed,
+    connect,
+    redacted,
+)
 from webchat.store.schema import entry as decoded
 from webchat.store.schema import row
 
@@ -85,42 +81,16 @@ so no `XADD` can fail half way: Redis does not roll a script back, and a failing
 leave a gap. Out of memory, the first write (`INCRBY`) is refused, before any change."""
 TOKEN_SECONDS = 600
 """How long an append's token is remembered: longer than any retry of it."""
-TIMEOUT = 5.0
-"""Seconds a command may take; longer than the tail's blocking read."""
 TAIL_BLOCK_MS = 1000
 TAIL_COUNT = 1000
 """Entries one `XREAD` hands the hub at most: a batch, as a group commit is on SQLite."""
 PAGE = 500
-RETRY_FIRST = 0.05
-RETRY_MOST = 1.0
-"""Seconds between attempts while Redis cannot be reached: a restart is noticed within one."""
-UNREACHABLE = (ConnectionError, TimeoutError, OSError)
-"""Errors that say Redis is away (retried), not that it refused a command."""
-WAIT_OUT = (OutOfMemoryError, ReadOnlyError, TryAgainError)
-WAIT_OUT_CODES = ("MASTERDOWN ", "BUSY ")
-"""Refusals that last only a while (out of memory, a replica during a failover, a script
-running long): waited out as an outage is, never a lost line. redis-py makes some of them
-classes of their own; the others are told by their code."""
-T = TypeVar("T")
 Items = list[tuple[bytes, dict[bytes, bytes]]]
 """What XRANGE returns (replies are bytes: no decoding)."""
 Stream = list[tuple[bytes, list[bytes]]]
 Tailed = dict[bytes, Stream] | list[tuple[bytes, Stream]]
 """XREAD's reply as the parser gives it: a map under RESP3, pairs under RESP2 (redis-py's
 default before 6.0); each entry's fields a flat list."""
-
-
-def redacted(url: str) -> str:
-    """The URL without its password: for the start-up line, status and errors."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    host = parts.hostname or ""
-    netloc = user + (f"[{host}]" if ":" in host else host)
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _fields(entry: Entry) -> list[Any]:
@@ -148,29 +118,6 @@ def _entry(stream_id: bytes, fields: dict[bytes, bytes]) -> Entry:
     if origin := fields.get(b"o"):
         object.__setattr__(entry, "origin", origin.decode())
     return entry
-
-
-def waitable(exc: BaseException) -> bool:
-    return isinstance(exc, (*UNREACHABLE, *WAIT_OUT)) or (
-        isinstance(exc, ResponseError) and str(exc).startswith(WAIT_OUT_CODES)
-    )
-
-
-def as_parsed(response: Any, **kwargs: Any) -> Any:
-    return response
-
-
-def _client(url: str) -> aioredis.Redis:
-    """A pooled connection that Redis closed (a restart) fails its next command once: that
-    is retried on a new connection (safe for appends: their token stops a double write)."""
-    retry = Retry(ExponentialBackoff(0.5, 0.05), 2)
-    return aioredis.Redis.from_url(
-        url,
-        retry=retry,
-        retry_on_error=[*UNREACHABLE],
-        socket_connect_timeout=TIMEOUT,
-        socket_timeout=TIMEOUT,  # a Redis that stopped answering is away, not slow
-    )
 
 
 class RedisStore:
@@ -201,8 +148,9 @@ class RedisStore:
                 f"store {redacted(url)} cannot be reached ({exc}): start redis-server "
                 "or check --store"
             ) from None
-        self._client = _client(url)
-        self._tail_client = _client(url)
+        self.link = Link(url)
+        self._client = connect(url)
+        self._tail_client = connect(url)
         self._tail_client.set_response_callback("XREAD", as_parsed)
         """XREAD's reply as hiredis parsed it, with no dict built per entry by redis-py."""
         self._me = self.instance.encode()
@@ -214,15 +162,15 @@ class RedisStore:
         self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
         self._tail: asyncio.Task[None] | None = None
-        self._closing = False
         self._in_order = asyncio.Lock()
-        self.health = Health()
-        self._refusing = False
-        """The failure is Redis refusing writes, not Redis away: reads do not end it."""
 
     @property
     def url(self) -> str:
         return self._url
+
+    @property
+    def health(self) -> Health:
+        return self.link.health
 
     @property
     def client(self) -> aioredis.Redis:
@@ -246,7 +194,7 @@ class RedisStore:
 
     async def _tail_log(self) -> None:
         delay = RETRY_FIRST
-        while not self._closing:
+        while not self.link.closing:
             try:
                 found = cast(  # None when the block ended with nothing new
                     Tailed | None,
@@ -255,12 +203,12 @@ class RedisStore:
                     ),
                 )
             except (RedisError, OSError) as exc:
-                self._failed(exc)
+                self.link.failed(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MOST)
                 continue
             delay = RETRY_FIRST
-            self._healed()
+            self.link.healed()
             streams = found.values() if isinstance(found, dict) else (s for _, s in found or ())
             for items in streams:
                 if items:
@@ -288,23 +236,6 @@ class RedisStore:
             if not done.done():
                 done.set_result(None)
 
-    def _failed(self, exc: BaseException) -> None:
-        if self.health.error is None:
-            away = isinstance(exc, UNREACHABLE)
-            self._refusing = not away
-            why = f"store {redacted(self._url)} {'cannot be reached' if away else 'failed'}: {exc}"
-            self.health = Health(why, time.time())
-            sys.stderr.write(f"webchat: error: {why}; sends are refused and TCP peers wait\n")
-
-    def _healed(self, *, wrote: bool = False) -> None:
-        """A read heals an outage; only a write heals a refusal to write (`WAIT_OUT`)."""
-        if self.health.error is not None and (wrote or not self._refusing):
-            lasted = time.time() - (self.health.since or time.time())
-            self.health = Health()
-            sys.stderr.write(
-                f"webchat: store {redacted(self._url)} reachable again after {lasted:.1f} s\n"
-            )
-
     async def append(self, entries: Sequence[Entry], *, send: bool = False) -> Sequence[Entry]:
         """Returns once Redis has the entries and the tail has passed them. While Redis
         cannot be reached a send is refused at once; other appends retry with the same
@@ -312,8 +243,8 @@ class RedisStore:
         if not entries:
             return entries
         self._start_tail()
-        if send and self.health.error is not None:
-            raise StoreError(self.health.error)
+        if send and self.link.health.error is not None:
+            raise StoreError(self.link.health.error)
         packed = msgpack.packb([_fields(entry) for entry in entries], use_bin_type=False)
         args: list[Any] = [self._max, TOKEN_SECONDS, self.instance, packed]
         keys = [self._log, self._last_key, self._token_prefix + uuid.uuid4().hex]
@@ -334,26 +265,9 @@ class RedisStore:
     async def _write(self, keys: list[str], args: list[Any], send: bool) -> int:
         """Run the script until Redis takes it; the first id. Appends other than sends
         wait their turn (`_in_order`), so entries kept across an outage keep their order."""
-        first = int(await self.kept(lambda: self._append(keys=keys, args=args), refuse=send))
-        self._healed(wrote=True)
+        first = int(await self.link.kept(lambda: self._append(keys=keys, args=args), refuse=send))
+        self.link.healed(wrote=True)
         return first
-
-    async def kept(self, attempt: Callable[[], Awaitable[T]], *, refuse: bool = False) -> T:
-        """`attempt` (a command on the room's keys), again until Redis is reachable: its
-        caller waits out an outage. With `refuse` (a send) or at shutdown it fails at once.
-        Raises `StoreError`; a command Redis refuses for good is not retried."""
-        delay = RETRY_FIRST
-        while True:
-            try:
-                return await attempt()
-            except (RedisError, OSError) as exc:
-                if not waitable(exc):
-                    raise StoreError(f"store {redacted(self._url)} failed: {exc}") from None
-                self._failed(exc)
-                if refuse or self._closing:
-                    raise StoreError(self.health.error or str(exc)) from None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MOST)
 
     async def read(
         self,
@@ -377,8 +291,8 @@ class RedisStore:
                     reply = await self._client.xrange(self._log, f"{low}-0", top, PAGE)
                 items = cast(Items, reply)
             except (RedisError, OSError) as exc:
-                self._failed(exc)
-                raise StoreError(self.health.error or str(exc)) from None
+                self.link.failed(exc)
+                raise StoreError(self.link.health.error or str(exc)) from None
             for stream_id, fields in items:
                 entry = _entry(stream_id, fields)
                 if match is None or match.accepts(entry):
@@ -401,12 +315,12 @@ class RedisStore:
             last = int(await self._client.get(self._last_key) or 0)
             removed: int = await self._client.xtrim(self._log, minid=f"{last + 1}-0")
         except (RedisError, OSError) as exc:
-            self._failed(exc)
-            raise StoreError(self.health.error or str(exc)) from None
+            self.link.failed(exc)
+            raise StoreError(self.link.health.error or str(exc)) from None
         return removed
 
     async def close(self) -> None:
-        self._closing = True
+        self.link.closing = True
         if self._tail is not None:  # it ends at its next turn: a blocked XREAD is not
             # cancelled, since redis-py was seen to hold a cancelled one for ever
             await asyncio.wait({self._tail}, timeout=TAIL_BLOCK_MS / 1000 + 1)

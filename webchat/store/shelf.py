@@ -30,7 +30,7 @@ class RoomShelf:
         self._version = self._records + ":v"
 
     async def version(self) -> int:
-        found = await self._store.kept(lambda: self._client.get(self._version), refuse=True)
+        found = await self._store.link.kept(lambda: self._client.get(self._version), refuse=True)
         return int(found or 0)
 
     async def load(self) -> tuple[int, dict[int, Record]]:
@@ -43,12 +43,12 @@ class RoomShelf:
                 found: list[Any] = await pipe.execute()
                 return found
 
-        version, found = await self._store.kept(both, refuse=True)
+        version, found = await self._store.link.kept(both, refuse=True)
         records = {int(key): json.loads(value) for key, value in found.items()}
         return int(version or 0), records
 
     async def new_id(self) -> int:
-        return int(await self._store.kept(lambda: self._client.incr(self._ids), refuse=True))
+        return int(await self._store.link.kept(lambda: self._client.incr(self._ids), refuse=True))
 
     async def put(self, record_id: int, record: Record) -> None:
         await self._change(
@@ -65,4 +65,4 @@ class RoomShelf:
                 pipe.incr(self._version)
                 await pipe.execute()
 
-        await self._store.kept(run, refuse=True)
+        await self._store.link.kept(run, refuse=True)
