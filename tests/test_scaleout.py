@@ -25,6 +25,7 @@ from websockets.sync.client import connect as ws_connect
 from tests.conftest import Running, free_port, port_open, wait_until
 from tests.test_services import api, entries, need, stop
 from webchat.model import Entry, Event, Message
+from webchat.room.claims import RoomClaims
 from webchat.store import Match
 from webchat.store.redis import RedisStore
 from webchat.store.redis_link import redacted
@@ -146,6 +147,29 @@ async def test_an_append_retried_with_its_token_is_written_once(
             assert client.xlen("webchat:default:log") == 1
     finally:
         await store.close()
+
+
+@pytest.mark.anyio
+async def test_chat_names_are_claimed_once_in_the_room(redis_server: RedisServer) -> None:
+    first, second = (RedisStore(redis_server.url, "lab", 1000) for _ in range(2))
+    one, two = RoomClaims(first), RoomClaims(second)
+    try:
+        assert await one.claim("a:1", None) == "user1"
+        assert await two.claim("b:2", None) == "user2"
+        assert await two.claim("b:2", "ANN") == "ANN"
+        assert await one.claim("a:1", "ann") is None  # taken, whatever its case
+        assert await two.held() == {"a:1": "user1", "b:2": "ANN"}
+        await two.release("b:2", "user2")
+        await one.release("b:2", "ANN")  # only its owner gives a name back
+        assert await one.claim("a:1", "ann") is None
+        assert await one.forget(second.instance) == ["ANN"]  # its instance was lost
+        assert await one.claim("a:1", "ann") == "ann"
+        await one.release("a:1", "user1")
+        await one.release("a:1", "ann")
+        assert await two.claim("c:3", None) == "user1"  # an empty room counts from 1 again
+    finally:
+        await first.close()
+        await second.close()
 
 
 @pytest.mark.anyio

@@ -25,6 +25,7 @@ local function free(key)
 end
 local name = ARGV[1]
 if name == '' then
+  if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SET', KEYS[3], 0) end
   repeat name = 'user' .. redis.call('INCR', KEYS[3]) until free(name)
 elseif not free(string.lower(name)) then
   return false
@@ -33,8 +34,9 @@ redis.call('HSET', KEYS[1], string.lower(name), ARGV[2] .. name)
 return name
 """
 """KEYS: the names hash, the instances hash, the `user<N>` counter. ARGV: the name wanted
-('' for the next `user<N>`), the owner ("<instance> <peer> "), the instance, now (it is
-alive: its beat is written too). Returns the name, or nil when another peer holds it."""
+('' for the next `user<N>`, from `user1` again once nobody has a name), the owner
+("<instance> <peer> "), the instance, now (it is alive: its beat is written too).
+Returns the name, or nil when another peer holds it."""
 RELEASE = """
 local held = redis.call('HGET', KEYS[1], ARGV[1])
 if held and string.sub(held, 1, #ARGV[2]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
