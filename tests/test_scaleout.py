@@ -20,6 +20,7 @@ import httpx
 import msgpack
 import pytest
 import redis
+import trustme
 from websockets.sync.client import connect as ws_connect
 
 from tests.conftest import Running, free_port, port_open, wait_until
@@ -273,6 +274,36 @@ def test_redis_out_of_memory_is_waited_out_as_an_outage(redis_server: RedisServe
         wait_until(lambda: "said while redis was full" in [e.get("text") for e in entries(running)])
         assert http.get("/api/status").json()["store"]["ok"] is True
         assert len(http.get("/api/status").json()["peers"]) == 1  # still connected
+
+
+def test_a_tls_redis_takes_its_ca_in_the_url(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    pem, ca_pem = tmp_path / "redis.pem", tmp_path / "ca.pem"
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    port = free_port()
+    argv = [need("redis-server", "redis-server"), "--port", "0", "--tls-port", str(port)]
+    argv += ["--tls-cert-file", str(pem), "--tls-key-file", str(pem), "--tls-auth-clients", "no"]
+    argv += ["--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: port_open(port))
+        url = f"rediss://127.0.0.1:{port}/0"
+        untrusted = subprocess.run(
+            [sys.executable, "-m", "webchat", "server", "--tcp-port", "0", "--store", url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert untrusted.returncode == 1 and "?ssl_ca_certs=" in untrusted.stderr
+        with (
+            instance(f"{url}?ssl_ca_certs={ca_pem}") as running,
+            socket.create_connection(("127.0.0.1", running.tcp_port)) as peer,
+        ):
+            peer.sendall(b"over TLS to redis\n")
+            wait_until(lambda: "over TLS to redis" in [e.get("text") for e in entries(running)])
+    finally:
+        stop(server)
 
 
 def test_a_store_url_is_checked_and_sqlite_urls_are_files(tmp_path: Path) -> None:

@@ -144,10 +144,10 @@ class RedisStore:
                 self.epoch = (client.get(self._epoch_key) or b"").decode()
                 self._last = int(client.get(self._last_key) or 0)
         except (RedisError, OSError, ValueError) as exc:
-            raise StoreError(
-                f"store {redacted(url)} cannot be reached ({exc}): start redis-server "
-                "or check --store"
-            ) from None
+            remedy = "start redis-server or check --store"
+            if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+                remedy = "give the CA that signed Redis's certificate: ?ssl_ca_certs=/path/ca.pem"
+            raise StoreError(f"store {redacted(url)} cannot be reached ({exc}): {remedy}") from None
         self.link = Link(url)
         self._client = connect(url)
         self._tail_client = connect(url)
