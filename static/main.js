@@ -98,9 +98,14 @@ function showState() {
   const rtt = socket.rttMs === null ? "" : ` (${socket.rttMs < 10 ? socket.rttMs.toFixed(1) : Math.round(socket.rttMs)} ms)`;
   let tcp = "";
   let up = false;
-  if (lastStatus && role === "server") {
+  if (lastStatus && (role === "server" || role === "view")) {
+    // A shared room (--store redis://) also counts the peers other instances hold: those
+    // are listed without counters.
     const n = lastStatus.peer_count;
-    tcp = ` · TCP ${n} client${n === 1 ? "" : "s"} on ${tcpAddress}`;
+    const here = n - lastStatus.peers.filter((p) => p.connected_at === undefined).length;
+    const clients = (k) => `${k} client${k === 1 ? "" : "s"}`;
+    const room = here < n ? ` · ${n} in the room` : "";
+    tcp = role === "view" ? ` · TCP ${clients(n)} in the room` : ` · TCP ${clients(here)} on ${tcpAddress}${room}`;
     up = n > 0;
   } else if (lastStatus && lastStatus.connection) {
     const c = lastStatus.connection;

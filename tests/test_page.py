@@ -18,7 +18,7 @@ import pytest
 import trustme
 
 from tests.conftest import Running, dial, recv_until, wait_until
-from tests.test_scaleout import RedisServer
+from tests.test_scaleout import RedisServer, viewer
 from tests.test_starttls import serving, upgrading_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -740,6 +740,11 @@ def test_the_badge_says_when_the_transcript_store_is_away(browser: Browser, tmp_
             held = page.locator("#peers li", has_text=f"127.0.0.1:{sock.getsockname()[1]}")
             expect(held).to_contain_text(re.compile(r"on \S+-\d+-[0-9a-f]{4}"))
             expect(held).not_to_contain_text("undefined")
+            expect(badge).to_contain_text(re.compile(r"TCP 0 clients on \S+ · 1 in the room"))
+            with viewer(redis_server.url) as (_, http):
+                watching = context.new_page()
+                watching.goto(f"{http.base_url}")
+                expect(watching.locator("#status")).to_contain_text("TCP 1 client in the room")
             redis_server.stop()
             expect(badge).to_contain_text("transcript store unavailable", timeout=10_000)
             expect(badge).to_contain_text("cannot be reached")
