@@ -55,8 +55,6 @@ class AutoReply:
         self._role = role
         self._path = Path(path) if path else None
         self._shelf = shelf
-        self._seen = -1
-        """The shelf's version the rules are at."""
         self.responder = Responder(load_rules(path))
         if echo:
             self.responder.put(ECHO)
@@ -74,9 +72,9 @@ class AutoReply:
     async def fresh(self) -> None:
         """A shared room's rules as the room has them now (each instance counts its own
         hits). Raises `StoreError` while the shelf cannot be reached."""
-        if self._shelf is None or await self._shelf.version() == self._seen:
+        records = None if self._shelf is None else await self._shelf.newer()
+        if records is None:
             return
-        self._seen, records = await self._shelf.load()
         rules = self.responder.rules
         for gone in [key for key in rules if key != ECHO.id and key not in records]:
             self._drop(gone)

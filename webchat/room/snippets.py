@@ -73,8 +73,6 @@ class Snippets:
         self._conn: sqlite3.Connection | None = None
         self._kept: dict[int, Snippet] = {}
         self._shelf = shelf
-        self._seen = -1
-        """The shelf's version `_kept` holds."""
         if path is not None:
             self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA busy_timeout = 5000")
@@ -85,8 +83,7 @@ class Snippets:
     async def fresh(self) -> None:
         """As the room has them now: another instance may have changed them. Raises
         `StoreError` while the shelf cannot be reached."""
-        if self._shelf is not None and await self._shelf.version() != self._seen:
-            self._seen, records = await self._shelf.load()
+        if self._shelf is not None and (records := await self._shelf.newer()) is not None:
             self._kept = {key: Snippet(**fields) for key, fields in records.items()}
 
     def all(self) -> list[Snippet]:

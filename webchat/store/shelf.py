@@ -28,24 +28,26 @@ class RoomShelf:
         self._records = store.prefix + kind
         self._ids = self._records + ":id"
         self._version = self._records + ":v"
+        self._seen = -1
+        """The version the caller holds, as of the last `newer`."""
 
-    async def version(self) -> int:
+    async def newer(self) -> dict[int, Record] | None:
+        """Every record, if another change came since the last call; else None (one
+        `GET` of the version)."""
         found = await self._store.link.kept(lambda: self._client.get(self._version), refuse=True)
-        return int(found or 0)
-
-    async def load(self) -> tuple[int, dict[int, Record]]:
-        """The version and every record, read together."""
+        if int(found or 0) == self._seen:
+            return None
 
         async def both() -> list[Any]:
             async with self._client.pipeline(transaction=True) as pipe:
                 pipe.get(self._version)
                 pipe.hgetall(self._records)
-                found: list[Any] = await pipe.execute()
-                return found
+                read: list[Any] = await pipe.execute()
+                return read
 
-        version, found = await self._store.link.kept(both, refuse=True)
-        records = {int(key): json.loads(value) for key, value in found.items()}
-        return int(version or 0), records
+        version, records = await self._store.link.kept(both, refuse=True)
+        self._seen = int(version or 0)
+        return {int(key): json.loads(value) for key, value in records.items()}
 
     async def new_id(self) -> int:
         return int(await self._store.link.kept(lambda: self._client.incr(self._ids), refuse=True))
